@@ -1,0 +1,40 @@
+"""mlops-jupyter: from notebook to production in one registry.
+
+``import mlops_jupyter as mlops`` is cheap: the API module and everything heavy behind it
+load on first use of an attribute.
+"""
+
+__version__ = "0.1.0"
+
+_API = (
+    "connect", "disconnect", "current_registry", "set_experiment", "active_experiment",
+    "start_run", "end_run", "active_run", "Run", "mark_crashed_runs",
+    "log_metric", "log_metrics", "log_param", "log_params", "set_tag", "set_tags",
+    "log_dataset", "log_artifact", "download_artifact",
+    "get_run", "get_metric_history", "list_experiments", "search_runs",
+    "register_model", "get_model_version", "load_model", "list_models", "list_versions",
+    "model_history", "promote", "demote", "audit", "registry_counts",
+)
+_ERRORS = ("MlopsError", "InvalidInput", "NotFound", "AlreadyExists", "GateFailed", "IntegrityError", "NoActiveRun")
+
+__all__ = [*_API, *_ERRORS, "promotion_gates"]
+
+
+def __getattr__(name):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    if name in _ERRORS:
+        from . import errors
+
+        return getattr(errors, name)
+    if name == "promotion_gates":
+        from .models.gates import DEFAULT_GATES
+
+        return DEFAULT_GATES
+    raise AttributeError(f"module 'mlops_jupyter' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,542 @@
+"""The one door to the registry: every edge (magics, widgets, CLI, REST, pipelines) calls these.
+
+Functions work on the current registry (``connect``) and the active run (``start_run``),
+or on an explicit ``run=``. Heavy libraries are imported inside the functions that need them.
+"""
+
+import atexit
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+from .errors import InvalidInput, NoActiveRun, NotFound
+from .models.reference import check_model_name
+from .validation import check_key, check_metric_value, check_name, check_relative_path, check_step
+
+DEFAULT_EXPERIMENT = "default"
+DEFAULT_ALIASES = ("staging", "production")
+
+_lock = threading.RLock()
+_registry = None
+_experiment = DEFAULT_EXPERIMENT
+_active_runs = []  # a stack: the last one is where logging goes
+_next_step = {}  # (run_id, key) -> the step a log without step= gets
+_known_keys = set()  # keys already validated, so the hot logging path skips re-checking them
+_atexit_registered = False
+
+
+class Registry:
+    """An open registry: its database (the Store) and its artifact store."""
+
+    def __init__(self, url, artifacts=None):
+        from .registry.artifacts import ArtifactStore
+        from .registry.store import Store
+
+        self.url = config.resolve_registry_url(url)
+        self.store = Store(self.url)
+        if artifacts is not None:
+            root = config.check_artifact_url(artifacts)
+        elif config.sqlite_path(self.url) is not None:
+            root = config.default_artifact_root(self.url)
+        else:
+            # A shared database remembers where its artifacts live, so colleagues find them.
+            root = self.store.get_info("artifact_root") or self.store.set_info_if_missing(
+                "artifact_root", config.default_artifact_root(self.url)
+            )
+        self.artifacts = ArtifactStore(root)
+
+    def __repr__(self):
+        return f"<mlops registry {config.redact(self.url)} artifacts={self.artifacts.root}>"
+
+    def close(self):
+        self.store.close()
+
+
+def connect(url=None, *, artifacts=None):
+    """Open the registry at ``url`` (``sqlite:///PATH`` or ``postgresql://…``) and make it current.
+
+    Without a URL: ``MLOPS_REGISTRY_URL``, else the nearest ``.mlops/registry.db`` above the
+    working directory, else a new one here. The schema is created or upgraded as needed.
+    """
+    global _registry
+    registry = Registry(url, artifacts)
+    with _lock:
+        if _registry is not None:
+            _registry.close()
+        _registry = registry
+        _active_runs.clear()
+    mark_crashed_runs()
+    return registry
+
+
+def current_registry():
+    global _registry
+    with _lock:
+        if _registry is None:
+            _registry = Registry(None)
+        return _registry
+
+
+def _store():
+    return current_registry().store
+
+
+def set_experiment(name):
+    """Make ``name`` the experiment new runs go into (created on first use)."""
+    global _experiment
+    _experiment = check_name(name, "experiment name")
+    _store().get_or_create_experiment(_experiment, config.current_user())
+    return _experiment
+
+
+def active_experiment():
+    return _experiment
+
+
+# ---- runs -------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Run:
+    """A run in the registry; use it as a context manager to end it, failed if the block raises."""
+
+    id: str
+    name: str
+    experiment: str
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            status = "FINISHED"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = "KILLED"
+        else:
+            status = "FAILED"
+        end_run(status, run=self)
+        return False
+
+    def end(self, status="FINISHED"):
+        end_run(status, run=self)
+
+
+def start_run(name=None, *, experiment=None, tags=None, parent=None, code=None, source_path=None):
+    """Start a run and make it active. Started inside another active run, it becomes its child.
+
+    ``code`` is the source to record (the magics pass the cell); by default a script's own file.
+    """
+    from .tracking import capture
+
+    experiment = check_name(experiment, "experiment name") if experiment is not None else _experiment
+    if name is not None:
+        check_name(name, "run name")
+    clean_tags = _string_map(tags or {}, "tag")
+    user = config.current_user()
+    store = _store()
+    experiment_id = store.get_or_create_experiment(experiment, user)
+    parent_id = _run_id(parent) if parent is not None else (_active_runs[-1].id if _active_runs else None)
+    provenance = capture.capture(code, source_path)
+    provenance["packages"] = json.dumps(provenance["packages"])
+    run_id = store.create_run(
+        experiment_id, name, user, parent_run_id=parent_id, capture=provenance, owner=capture.owner()
+    )
+    run = Run(run_id, name or run_id[:8], experiment)
+    if clean_tags:
+        store.set_tags(run_id, clean_tags, user)
+    with _lock:
+        _active_runs.append(run)
+        _register_atexit()
+    return run
+
+
+def end_run(status="FINISHED", *, run=None):
+    """End the active run (or ``run``) and any runs started inside it, with ``status``."""
+    target = _run_id(run) if run is not None else _require_active().id
+    store = _store()
+    with _lock:
+        ids = [r.id for r in _active_runs]
+        inner = ids[ids.index(target):] if target in ids else [target]
+        for run_id in reversed(inner):
+            store.end_run(run_id, status, config.current_user())
+        _active_runs[:] = [r for r in _active_runs if r.id not in inner]
+
+
+def active_run():
+    """The run logging goes to, or None."""
+    return _active_runs[-1] if _active_runs else None
+
+
+def _require_active():
+    if not _active_runs:
+        raise NoActiveRun("no active run: start one with mlops.start_run() (or %%mlops run), or pass run=")
+    return _active_runs[-1]
+
+
+def _run_id(run):
+    if isinstance(run, Run):
+        return run.id
+    if isinstance(run, str):
+        return _store().resolve_run_id(run)
+    raise InvalidInput(f"run must be a Run or a run id, not {type(run).__name__}")
+
+
+def _target(run):
+    return _run_id(run) if run is not None else _require_active().id
+
+
+def _register_atexit():
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(_finish_open_runs)
+        _atexit_registered = True
+
+
+def _finish_open_runs():
+    # The interpreter is exiting normally: runs left open finished with it.
+    if _active_runs:
+        end_run("FINISHED", run=_active_runs[0])
+
+
+def mark_crashed_runs():
+    """Mark RUNNING runs of this machine whose process is gone as CRASHED; return their ids."""
+    from .tracking.capture import is_alive
+
+    store = _store()
+    dead = [
+        run_id
+        for run_id, pid, started in store.running_runs_on(socket.gethostname())
+        if pid is not None and not is_alive(pid, started)
+    ]
+    if dead:
+        store.mark_crashed(dead, config.current_user())
+    return dead
+
+
+# ---- logging ----------------------------------------------------------------------------
+
+
+def _key(key, what):
+    if key not in _known_keys:
+        check_key(key, what)
+        _known_keys.add(key)
+    return key
+
+
+def log_metric(key, value, step=None, *, run=None, timestamp=None):
+    """Record one metric point: one INSERT and one commit, durable when this returns."""
+    log_metrics({key: value}, step, run=run, timestamp=timestamp)
+
+
+def log_metrics(values, step=None, *, run=None, timestamp=None):
+    """Record several metrics at one step. Without ``step``, each key counts up from 0."""
+    run_id = _target(run)
+    now = time.time() if timestamp is None else float(timestamp)
+    if step is not None:
+        step = check_step(step)
+    points = []
+    for key, value in values.items():
+        _key(key, "metric name")
+        value = check_metric_value(key, value)
+        point_step = step if step is not None else _next_step.get((run_id, key), 0)
+        points.append((key, value, point_step, now))
+    _store().log_metrics(run_id, points)
+    for key, _, point_step, _ in points:
+        _next_step[(run_id, key)] = point_step + 1
+
+
+def log_param(key, value, *, run=None):
+    log_params({key: value}, run=run)
+
+
+def log_params(values, *, run=None):
+    """Record params; a param cannot change once logged in a run."""
+    _store().log_params(_target(run), _string_map(values, "param"), config.current_user())
+
+
+def set_tag(key, value, *, run=None):
+    set_tags({key: value}, run=run)
+
+
+def set_tags(values, *, run=None):
+    _store().set_tags(_target(run), _string_map(values, "tag"), config.current_user())
+
+
+def _string_map(values, what):
+    if not isinstance(values, dict):
+        raise InvalidInput(f"{what}s must be a dict of name to value, not {type(values).__name__}")
+    return {_key(key, f"{what} name"): _as_text(value) for key, value in values.items()}
+
+
+def _as_text(value):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def log_dataset(data, name=None, *, context="training", run=None):
+    """Record a DataFrame's or array's fingerprint (shape, columns, dtypes, content hash)."""
+    from .tracking.fingerprint import fingerprint
+
+    run_id = _target(run)
+    name = check_name(name, "dataset name") if name is not None else "dataset"
+    check_name(context, "dataset context")
+    digest, rows, schema = fingerprint(data)
+    _store().log_dataset(run_id, name, context, digest, rows, schema, config.current_user())
+    return digest
+
+
+def log_artifact(local_path, artifact_path=None, *, run=None):
+    """Store a file (or a folder's files) content-addressed; return the recorded paths."""
+    run_id = _target(run)
+    source = Path(local_path)
+    if not source.exists():
+        raise NotFound(f"no file or folder at {str(source)!r}")
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file())
+        base = check_relative_path(artifact_path) if artifact_path else check_relative_path(source.resolve().name)
+        pairs = [(f, f"{base}/{f.relative_to(source).as_posix()}") for f in files]
+    else:
+        pairs = [(source, check_relative_path(artifact_path or source.name))]
+    for _, path in pairs:
+        check_relative_path(path)
+    registry = current_registry()
+    recorded = []
+    for file, path in pairs:
+        sha256, size = registry.artifacts.put_file(file)
+        registry.store.record_artifact(run_id, path, sha256, size, config.current_user())
+        recorded.append(path)
+    return recorded
+
+
+def download_artifact(run, path, destination="."):
+    """Copy a run's artifact, verified against its sha256, into the folder ``destination``."""
+    registry = current_registry()
+    run_id = _run_id(run)
+    entry = registry.store.get_artifact(run_id, check_relative_path(path))
+    return registry.artifacts.copy_to(entry["sha256"], Path(destination) / path)
+
+
+def get_run(run):
+    """Everything recorded about a run, given a Run, an id, a unique id prefix or a unique name."""
+    mark_crashed_runs()
+    return _store().get_run(_run_id(run))
+
+
+def get_metric_history(run, key):
+    return _store().metric_history(_run_id(run), key)
+
+
+def list_experiments():
+    return _store().list_experiments()
+
+
+def search_runs(filter=None, *, experiment=None, order_by=None, limit=100, offset=0, output="pandas"):
+    """Runs matching ``filter`` (e.g. ``"metrics.auc > 0.8 and params.model = 'rf'"``).
+
+    ``experiment``: a name or list of names (default: all). ``order_by``: e.g.
+    ``"metrics.auc desc"``. Returns a DataFrame, or a list of dicts with ``output="list"``.
+    """
+    if output not in ("pandas", "list"):
+        raise InvalidInput(f"output must be 'pandas' or 'list', not {output!r}")
+    store = _store()
+    mark_crashed_runs()
+    experiment_ids = None
+    if experiment is not None:
+        names = [experiment] if isinstance(experiment, str) else list(experiment)
+        experiment_ids = store.experiment_ids([check_name(n, "experiment name") for n in names])
+    rows = store.search_runs(filter, order_by, experiment_ids, limit, offset)
+    return rows if output == "list" else runs_frame(rows)
+
+
+def runs_frame(rows):
+    """Search results as a DataFrame: one row a run, ``metrics.*``, ``params.*``, ``tags.*`` columns."""
+    import pandas
+
+    records = []
+    for row in rows:
+        record = {
+            "run_id": row["id"],
+            "name": row["name"],
+            "experiment": row["experiment"],
+            "status": row["status"],
+            "user": row["user"],
+            "start_time": row["start_time"],
+            "end_time": row["end_time"],
+        }
+        for kind in ("metrics", "params", "tags"):
+            record.update({f"{kind}.{key}": value for key, value in sorted(row[kind].items())})
+        records.append(record)
+    frame = pandas.DataFrame.from_records(records, columns=None if records else ["run_id", "name", "status"])
+    for column in ("start_time", "end_time"):
+        if column in frame:
+            frame[column] = pandas.to_datetime(frame[column], unit="s", utc=True)
+    return frame
+
+
+# ---- models -----------------------------------------------------------------------------
+
+
+def register_model(
+    model, name, *, run=None, input_example=None, description=None, primary_metric=None, higher_is_better=None
+):
+    """Save a fitted model with skops as the next version of ``name``; return that version.
+
+    ``run`` (default: the active run, if any) links the version to its run and snapshots
+    the run's metrics. ``primary_metric`` is what the production gate compares.
+    """
+    from .models import serialize
+    from .models.signature import infer_signature
+
+    check_model_name(name)
+    if primary_metric is not None:
+        check_key(primary_metric, "primary metric")
+    registry = current_registry()
+    run_id = _run_id(run) if run is not None else (active_run().id if active_run() else None)
+    source = registry.store.get_run(run_id) if run_id else {"metrics": {}, "datasets": []}
+    data, trusted = serialize.dump(model)
+    sha256, size = registry.artifacts.put_bytes(data)
+    version = registry.store.create_model_version(
+        name,
+        config.current_user(),
+        {
+            "run_id": run_id,
+            "artifact_sha256": sha256,
+            "artifact_size": size,
+            "format": serialize.FORMAT,
+            "trusted_types": json.dumps(trusted),
+            "model_class": serialize.class_name(model),
+            "signature": json.dumps(infer_signature(model, input_example, source["datasets"]), default=str),
+            "metrics": json.dumps(source["metrics"]),
+            "description": description,
+        },
+        primary_metric=primary_metric,
+        higher_is_better=higher_is_better,
+    )
+    return registry.store.get_model_version(name, version=version)
+
+
+def get_model_version(reference):
+    """A version's record from ``name@alias``, ``name@latest`` or ``name/3``."""
+    from .models.reference import parse_model_reference
+
+    name, version, alias = parse_model_reference(reference)
+    return _store().get_model_version(name, version=version, alias=alias)
+
+
+def load_model(reference):
+    """The model object for ``name@alias`` or ``name/3``, after verifying its bytes' sha256."""
+    from .models import serialize
+
+    entry = get_model_version(reference)
+    data = current_registry().artifacts.get_bytes(entry["artifact_sha256"])
+    return serialize.load(data, entry["trusted_types"])
+
+
+def list_models():
+    return _store().list_models()
+
+
+def list_versions(name):
+    return _store().list_versions(check_model_name(name))
+
+
+def model_history(name):
+    """Every alias transition of a model: who moved what, when, from which version, and why."""
+    return _store().alias_history(check_model_name(name))
+
+
+def promote(name, version, to, *, reason=None, force=False, gates=None):
+    """Give ``version`` of model ``name`` the alias ``to``, if every gate passes.
+
+    ``force=True`` overrides failed gates and needs a ``reason``; both are recorded.
+    Returns ``{"model", "alias", "from_version", "to_version", "verdicts"}``.
+    """
+    from .errors import GateFailed
+    from .models import gates as gates_module
+    from .models.reference import parse_version
+
+    check_model_name(name)
+    alias = _check_alias(to)
+    version = parse_version(version)
+    if force and not (reason and reason.strip()):
+        raise InvalidInput("a forced promotion needs a reason (--reason), which is recorded")
+    store = _store()
+    model = store.get_model(name)
+    candidate = store.get_model_version(name, version=version)
+    try:
+        current = store.get_model_version(name, alias=alias)
+    except NotFound:
+        current = None
+    result = {"model": name, "alias": alias, "from_version": current and current["version"], "to_version": version}
+    if current is not None and current["version"] == version:
+        return {**result, "verdicts": [], "changed": False}
+    promotion = gates_module.Promotion(model, candidate, current, alias)
+    verdicts = [gate(promotion) for gate in (gates_module.DEFAULT_GATES if gates is None else gates)]
+    failed = [v for v in verdicts if not v.passed]
+    if failed and not force:
+        raise GateFailed(
+            f"cannot promote {name} v{version} to {alias}: " + "; ".join(v.message for v in failed)
+            + " (use force with a reason to override)",
+            verdicts,
+        )
+    store.move_alias(
+        name,
+        alias,
+        version,
+        config.current_user(),
+        expected_from=result["from_version"],
+        reason=reason,
+        forced=bool(failed),
+        verdicts=[v.as_dict() for v in verdicts],
+    )
+    return {**result, "verdicts": [v.as_dict() for v in verdicts], "changed": True}
+
+
+def demote(name, alias, *, reason=None):
+    """Take ``alias`` away from whichever version of ``name`` holds it."""
+    check_model_name(name)
+    alias = _check_alias(alias)
+    current = _store().get_model_version(name, alias=alias)
+    _store().move_alias(
+        name, alias, None, config.current_user(), expected_from=current["version"], reason=reason
+    )
+    return {"model": name, "alias": alias, "from_version": current["version"], "to_version": None}
+
+
+def _check_alias(alias):
+    check_name(alias, "alias")
+    if alias == "latest" or alias.isdigit():
+        raise InvalidInput(f"{alias!r} cannot be an alias: 'latest' and numbers already mean versions")
+    if "@" in alias:
+        raise InvalidInput(f"alias {alias!r} must not contain '@'")
+    return alias
+
+
+def audit(object_name=None, *, user=None, since=None, limit=1000):
+    """Who did what to which object, newest first."""
+    return _store().audit_entries(object_name, user, since, limit)
+
+
+def registry_counts():
+    """Rows per table, for a quick look at what a registry holds."""
+    return _store().counts()
+
+
+def disconnect():
+    """Close the current registry and forget its active runs and experiment."""
+    global _registry, _experiment
+    with _lock:
+        if _registry is not None:
+            _registry.close()
+        _registry = None
+        _experiment = DEFAULT_EXPERIMENT
+        _active_runs.clear()
+        _next_step.clear()
+

@@ -1,0 +1,1 @@
+"""Models: safe serialization, signatures, references like ``name@production``, promotion gates."""

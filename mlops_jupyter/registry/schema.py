@@ -1,0 +1,206 @@
+"""The registry's tables, in SQLAlchemy Core. Migrations create them; this module describes them.
+
+Times are seconds since the epoch (double precision): one type on SQLite and PostgreSQL,
+cheap to sort and compare. A test checks that the migrations build exactly these tables.
+"""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Key/value facts about the registry itself (e.g. where its artifacts live).
+registry_info = sa.Table(
+    "registry_info",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("user", sa.String(255), nullable=False),
+    sa.Column("start_time", sa.Double, nullable=False),
+    sa.Column("end_time", sa.Double),
+    sa.Column("parent_run_id", sa.String(32), sa.ForeignKey("runs.id")),
+    sa.Column("notebook_path", sa.Text),
+    sa.Column("source_path", sa.Text),
+    sa.Column("code", sa.Text),
+    sa.Column("code_hash", sa.String(64)),
+    sa.Column("git_commit", sa.String(64)),
+    sa.Column("python_version", sa.String(64)),
+    # JSON object {distribution: version} of the top-level packages imported at run start.
+    sa.Column("packages", sa.Text),
+    # Which process owns a RUNNING run, so a killed owner can be detected and the run marked crashed.
+    sa.Column("owner_host", sa.String(255)),
+    sa.Column("owner_pid", sa.Integer),
+    sa.Column("owner_started", sa.Double),
+    sa.Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    sa.Index("ix_runs_start", "start_time"),
+    sa.Index("ix_runs_status", "status"),
+    sa.Index("ix_runs_name", "name"),
+    sa.Index("ix_runs_user", "user"),
+    sa.Index("ix_runs_parent", "parent_run_id"),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    # The value as a number when it is one, so `params.lr < 0.1` compares numbers, not text.
+    sa.Column("value_number", sa.Double),
+    sa.Index("ix_params_key_value", "key", "value"),
+    sa.Index("ix_params_key_number", "key", "value_number"),
+)
+
+# Every logged point; NaN is stored as NULL (SQLite cannot hold NaN) and read back as NaN.
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("value", sa.Double),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.Double, nullable=False),
+    sa.Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+)
+
+# The value at the highest step of each metric, kept by a database trigger on `metrics`
+# so that logging stays one INSERT and search joins one row per run and key.
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Double),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.Double, nullable=False),
+    sa.Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Index("ix_tags_key_value", "key", "value"),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("context", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("rows", sa.BigInteger),
+    # JSON: {"kind": "DataFrame", "shape": [...], "columns": {name: dtype}}.
+    sa.Column("schema", sa.Text, nullable=False),
+    sa.Column("logged_at", sa.Double, nullable=False),
+    sa.Index("ix_datasets_run", "run_id"),
+    sa.Index("ix_datasets_digest", "digest"),
+)
+
+registered_models = sa.Table(
+    "registered_models",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("description", sa.Text),
+    # The metric the default promotion gate compares, and whether higher is better.
+    sa.Column("primary_metric", sa.String(255)),
+    sa.Column("higher_is_better", sa.Boolean),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("registered_models.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id")),
+    sa.Column("artifact_sha256", sa.String(64), nullable=False),
+    sa.Column("artifact_size", sa.BigInteger, nullable=False),
+    sa.Column("format", sa.String(32), nullable=False),
+    # JSON list of the types skops must be told to trust to load this exact file.
+    sa.Column("trusted_types", sa.Text, nullable=False),
+    sa.Column("model_class", sa.String(255), nullable=False),
+    # JSON: {"inputs": [{"name", "dtype"}...] | null, "n_features": int, "outputs": {...}}.
+    sa.Column("signature", sa.Text, nullable=False),
+    # JSON snapshot of the source run's latest metrics at registration time.
+    sa.Column("metrics", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Index("ix_model_versions_run", "run_id"),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("registered_models.id"), primary_key=True),
+    sa.Column("alias", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+alias_transitions = sa.Table(
+    "alias_transitions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("registered_models.id"), nullable=False),
+    sa.Column("alias", sa.String(255), nullable=False),
+    sa.Column("from_version", sa.Integer),
+    sa.Column("to_version", sa.Integer),
+    sa.Column("user", sa.String(255), nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("forced", sa.Boolean, nullable=False),
+    # JSON list of the gates' verdicts at the time of the transition.
+    sa.Column("verdicts", sa.Text, nullable=False),
+    sa.Index("ix_alias_transitions_model", "model_id", "at"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("user", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("object_type", sa.String(32), nullable=False),
+    sa.Column("object_name", sa.String(1024), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_audit_object", "object_type", "object_name", "at"),
+    sa.Index("ix_audit_at", "at"),
+    sa.Index("ix_audit_user", "user", "at"),
+)

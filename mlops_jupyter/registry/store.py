@@ -1,0 +1,629 @@
+"""The Store: every read and write of the registry database, and nothing else.
+
+Each public method is one transaction. Writes take the write lock when they begin (see
+``database.write_connection``) and add their audit row in the same transaction, so the
+audit log can never disagree with what happened.
+"""
+
+import difflib
+import json
+import math
+import time
+import uuid
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..errors import AlreadyExists, InvalidInput, MlopsError, NotFound
+from ..validation import numeric_or_none
+from . import database, search
+from .schema import (
+    alias_transitions,
+    aliases,
+    artifacts,
+    audit_log,
+    datasets,
+    experiments,
+    latest_metrics,
+    metrics,
+    model_versions,
+    params,
+    registered_models,
+    registry_info,
+    runs,
+    tags,
+)
+
+RUNNING, FINISHED, FAILED, KILLED, CRASHED = "RUNNING", "FINISHED", "FAILED", "KILLED", "CRASHED"
+RUN_STATUSES = (RUNNING, FINISHED, FAILED, KILLED, CRASHED)
+_RUN_ID_PREFIX_MIN = 6
+
+
+def _json(value):
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _nan_from_null(value):
+    return math.nan if value is None else value
+
+
+def did_you_mean(name, choices):
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Store:
+    def __init__(self, url):
+        self.url = url
+        self.engine = database.create_engine(url)
+        database.ensure_schema(self.engine)
+        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+
+    def close(self):
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self):
+        with database.write_connection(self.engine) as connection, connection.begin():
+            yield connection
+
+    @contextmanager
+    def _read(self):
+        with self.engine.connect() as connection:
+            yield connection
+
+    def _upsert(self, connection, table, rows, keys, update):
+        statement = self._insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=keys, set_={column: statement.excluded[column] for column in update}
+        )
+        connection.execute(statement, rows)
+
+    def _lock_model(self, connection, model_id):
+        """Serialise writers of one model's versions and aliases (SQLite's write lock already does)."""
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.select(registered_models.c.id).where(registered_models.c.id == model_id).with_for_update()
+            )
+
+    @staticmethod
+    def _audit(connection, user, action, object_type, object_name, detail=None):
+        connection.execute(
+            sa.insert(audit_log),
+            {
+                "at": time.time(),
+                "user": user,
+                "action": action,
+                "object_type": object_type,
+                "object_name": object_name,
+                "detail": None if detail is None else _json(detail),
+            },
+        )
+
+    # ---- registry facts -------------------------------------------------------------------
+
+    def get_info(self, key):
+        with self._read() as connection:
+            return connection.execute(
+                sa.select(registry_info.c.value).where(registry_info.c.key == key)
+            ).scalar()
+
+    def set_info_if_missing(self, key, value):
+        """Record a fact once; return the value that is recorded (first writer wins)."""
+        with self._write() as connection:
+            existing = connection.execute(
+                sa.select(registry_info.c.value).where(registry_info.c.key == key)
+            ).scalar()
+            if existing is not None:
+                return existing
+            connection.execute(sa.insert(registry_info), {"key": key, "value": value})
+            return value
+
+    # ---- experiments ----------------------------------------------------------------------
+
+    def get_or_create_experiment(self, name, user):
+        with self._read() as connection:
+            found = connection.execute(
+                sa.select(experiments.c.id).where(experiments.c.name == name)
+            ).scalar()
+        if found is not None:
+            return found
+        with self._write() as connection:
+            found = connection.execute(
+                sa.select(experiments.c.id).where(experiments.c.name == name)
+            ).scalar()
+            if found is not None:
+                return found
+            experiment_id = connection.execute(
+                sa.insert(experiments).returning(experiments.c.id),
+                {"name": name, "created_at": time.time(), "created_by": user},
+            ).scalar_one()
+            self._audit(connection, user, "create", "experiment", name)
+            return experiment_id
+
+    def experiment_ids(self, names):
+        with self._read() as connection:
+            rows = connection.execute(
+                sa.select(experiments.c.name, experiments.c.id).where(experiments.c.name.in_(names))
+            ).all()
+        found = dict(rows)
+        missing = [name for name in names if name not in found]
+        if missing:
+            known = [row["name"] for row in self.list_experiments()]
+            raise NotFound(f"no experiment named {missing[0]!r}" + did_you_mean(missing[0], known))
+        return [found[name] for name in names]
+
+    def list_experiments(self):
+        run_count = (
+            sa.select(sa.func.count())
+            .where(runs.c.experiment_id == experiments.c.id)
+            .scalar_subquery()
+            .label("runs")
+        )
+        with self._read() as connection:
+            rows = connection.execute(
+                sa.select(experiments.c.name, experiments.c.created_at, experiments.c.created_by, run_count)
+                .order_by(experiments.c.name)
+            ).mappings().all()
+        return [dict(row) for row in rows]
+
+    # ---- runs -----------------------------------------------------------------------------
+
+    def create_run(self, experiment_id, name, user, *, parent_run_id=None, capture=None, owner=None):
+        run_id = uuid.uuid4().hex
+        row = {
+            "id": run_id,
+            "experiment_id": experiment_id,
+            "name": name or run_id[:8],
+            "status": RUNNING,
+            "user": user,
+            "start_time": time.time(),
+            "parent_run_id": parent_run_id,
+            **(capture or {}),
+            **(owner or {}),
+        }
+        with self._write() as connection:
+            if parent_run_id is not None:
+                self._require_run(connection, parent_run_id)
+            connection.execute(sa.insert(runs), row)
+            self._audit(connection, user, "start", "run", run_id, {"name": row["name"]})
+        return run_id
+
+    def end_run(self, run_id, status, user):
+        if status not in RUN_STATUSES or status == RUNNING:
+            raise InvalidInput(
+                f"status {status!r} is not one of {', '.join(s for s in RUN_STATUSES if s != RUNNING)}"
+            )
+        with self._write() as connection:
+            self._require_run(connection, run_id)
+            connection.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=status, end_time=time.time(), owner_pid=None)
+            )
+            self._audit(connection, user, "end", "run", run_id, {"status": status})
+
+    def _require_run(self, connection, run_id):
+        if connection.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).scalar() is None:
+            raise NotFound(f"no run with id {run_id!r}")
+
+    def resolve_run_id(self, reference):
+        """A run's id from its id, a unique id prefix (6+ characters) or a unique run name."""
+        with self._read() as connection:
+            if connection.execute(sa.select(runs.c.id).where(runs.c.id == reference)).scalar():
+                return reference
+            candidates = []
+            if len(reference) >= _RUN_ID_PREFIX_MIN and all(c in "0123456789abcdef" for c in reference):
+                candidates = connection.execute(
+                    sa.select(runs.c.id).where(runs.c.id.startswith(reference, autoescape=True)).limit(5)
+                ).scalars().all()
+            if not candidates:
+                candidates = connection.execute(
+                    sa.select(runs.c.id).where(runs.c.name == reference).limit(5)
+                ).scalars().all()
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise NotFound(f"no run with id, id prefix or name {reference!r}")
+        raise InvalidInput(
+            f"{reference!r} matches several runs ({', '.join(c[:8] for c in candidates)}…); give more of the id"
+        )
+
+    def get_run(self, run_id):
+        """Everything recorded about one run."""
+        with self._read() as connection:
+            row = connection.execute(
+                sa.select(runs, experiments.c.name.label("experiment"))
+                .join(experiments, experiments.c.id == runs.c.experiment_id)
+                .where(runs.c.id == run_id)
+            ).mappings().first()
+            if row is None:
+                raise NotFound(f"no run with id {run_id!r}")
+            run = dict(row)
+            run["packages"] = json.loads(run["packages"]) if run["packages"] else {}
+            (extras,) = self._run_extras(connection, [run_id]).values()
+            run.update(extras)
+            run["artifacts"] = [
+                dict(r)
+                for r in connection.execute(
+                    sa.select(artifacts.c.path, artifacts.c.sha256, artifacts.c.size)
+                    .where(artifacts.c.run_id == run_id)
+                    .order_by(artifacts.c.path)
+                ).mappings()
+            ]
+            run["datasets"] = [
+                {**dict(r), "schema": json.loads(r["schema"])}
+                for r in connection.execute(
+                    sa.select(
+                        datasets.c.name, datasets.c.context, datasets.c.digest, datasets.c.rows, datasets.c.schema
+                    )
+                    .where(datasets.c.run_id == run_id)
+                    .order_by(datasets.c.id)
+                ).mappings()
+            ]
+        return run
+
+    def _run_extras(self, connection, run_ids):
+        """Latest metrics, params and tags of many runs in three queries, whatever their number."""
+        extras = {run_id: {"metrics": {}, "params": {}, "tags": {}} for run_id in run_ids}
+        if not run_ids:
+            return extras
+        for kind, table in (("metrics", latest_metrics), ("params", params), ("tags", tags)):
+            rows = connection.execute(
+                sa.select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(run_ids))
+            )
+            for run_id, key, value in rows:
+                extras[run_id][kind][key] = _nan_from_null(value) if kind == "metrics" else value
+        return extras
+
+    def search_runs(self, filter=None, order_by=None, experiment_ids=None, limit=100, offset=0):
+        query = search.build_run_query(filter, order_by, experiment_ids, limit, offset)
+        with self._read() as connection:
+            rows = [dict(row) for row in connection.execute(query).mappings()]
+            extras = self._run_extras(connection, [row["id"] for row in rows])
+        for row in rows:
+            row.update(extras[row["id"]])
+        return rows
+
+    def running_runs_on(self, host):
+        with self._read() as connection:
+            return connection.execute(
+                sa.select(runs.c.id, runs.c.owner_pid, runs.c.owner_started).where(
+                    runs.c.status == RUNNING, runs.c.owner_host == host
+                )
+            ).all()
+
+    def mark_crashed(self, run_ids, user):
+        """Close runs whose owning process is gone; only those still RUNNING change."""
+        with self._write() as connection:
+            for run_id in run_ids:
+                changed = connection.execute(
+                    sa.update(runs)
+                    .where(runs.c.id == run_id, runs.c.status == RUNNING)
+                    .values(status=CRASHED, end_time=time.time(), owner_pid=None)
+                ).rowcount
+                if changed:
+                    self._audit(connection, user, "crashed", "run", run_id, {"reason": "owner process is gone"})
+
+    # ---- metrics, params, tags, datasets, artifacts --------------------------------------
+
+    def log_metrics(self, run_id, points):
+        """Insert metric points ``[(key, value, step, timestamp)]``; one statement, one commit."""
+        rows = [
+            {
+                "run_id": run_id,
+                "key": key,
+                "value": None if math.isnan(value) else value,
+                "step": step,
+                "timestamp": timestamp,
+            }
+            for key, value, step, timestamp in points
+        ]
+        try:
+            with self._write() as connection:
+                connection.execute(sa.insert(metrics), rows)
+        except sa.exc.IntegrityError:
+            raise NotFound(f"no run with id {run_id!r}") from None
+
+    def metric_history(self, run_id, key):
+        with self._read() as connection:
+            rows = connection.execute(
+                sa.select(metrics.c.step, metrics.c.value, metrics.c.timestamp)
+                .where(metrics.c.run_id == run_id, metrics.c.key == key)
+                .order_by(metrics.c.step, metrics.c.timestamp, metrics.c.id)
+            ).all()
+        return [(step, _nan_from_null(value), timestamp) for step, value, timestamp in rows]
+
+    def log_params(self, run_id, values, user):
+        """Params are fixed once logged: the same value again is fine, a different one is refused."""
+        with self._write() as connection:
+            self._require_run(connection, run_id)
+            existing = dict(
+                connection.execute(
+                    sa.select(params.c.key, params.c.value).where(
+                        params.c.run_id == run_id, params.c.key.in_(list(values))
+                    )
+                ).all()
+            )
+            for key, value in values.items():
+                if key in existing and existing[key] != value:
+                    raise InvalidInput(
+                        f"param {key!r} is already {existing[key]!r} in this run and cannot become {value!r}; "
+                        "params are fixed once logged: start a new run to change it"
+                    )
+            rows = [
+                {"run_id": run_id, "key": key, "value": value, "value_number": numeric_or_none(value)}
+                for key, value in values.items()
+                if key not in existing
+            ]
+            if rows:
+                connection.execute(sa.insert(params), rows)
+                self._audit(connection, user, "log_params", "run", run_id, {"keys": sorted(r["key"] for r in rows)})
+
+    def set_tags(self, run_id, values, user):
+        with self._write() as connection:
+            self._require_run(connection, run_id)
+            rows = [{"run_id": run_id, "key": key, "value": value} for key, value in values.items()]
+            self._upsert(connection, tags, rows, ["run_id", "key"], ["value"])
+            self._audit(connection, user, "set_tags", "run", run_id, {"keys": sorted(values)})
+
+    def log_dataset(self, run_id, name, context, digest, rows, schema, user):
+        with self._write() as connection:
+            self._require_run(connection, run_id)
+            connection.execute(
+                sa.insert(datasets),
+                {
+                    "run_id": run_id,
+                    "name": name,
+                    "context": context,
+                    "digest": digest,
+                    "rows": rows,
+                    "schema": _json(schema),
+                    "logged_at": time.time(),
+                },
+            )
+            self._audit(connection, user, "log_dataset", "run", run_id, {"name": name, "digest": digest})
+
+    def record_artifact(self, run_id, path, sha256, size, user):
+        with self._write() as connection:
+            self._require_run(connection, run_id)
+            row = {"run_id": run_id, "path": path, "sha256": sha256, "size": size, "created_at": time.time()}
+            self._upsert(connection, artifacts, [row], ["run_id", "path"], ["sha256", "size", "created_at"])
+            self._audit(connection, user, "log_artifact", "run", run_id, {"path": path, "sha256": sha256})
+
+    def get_artifact(self, run_id, path):
+        with self._read() as connection:
+            row = connection.execute(
+                sa.select(artifacts.c.sha256, artifacts.c.size).where(
+                    artifacts.c.run_id == run_id, artifacts.c.path == path
+                )
+            ).mappings().first()
+        if row is None:
+            raise NotFound(f"run {run_id[:8]} has no artifact {path!r}")
+        return dict(row)
+
+    # ---- models ---------------------------------------------------------------------------
+
+    def _model_row(self, connection, name):
+        row = connection.execute(
+            sa.select(registered_models).where(registered_models.c.name == name)
+        ).mappings().first()
+        if row is None:
+            known = connection.execute(sa.select(registered_models.c.name)).scalars().all()
+            raise NotFound(f"no registered model {name!r}" + did_you_mean(name, known))
+        return row
+
+    def create_model_version(self, name, user, version_row, *, primary_metric=None, higher_is_better=None):
+        """Add the next version of ``name`` (creating the model); refuse bytes it already holds."""
+        now = time.time()
+        with self._write() as connection:
+            model_id = connection.execute(
+                sa.select(registered_models.c.id).where(registered_models.c.name == name)
+            ).scalar()
+            if model_id is None:
+                model_id = connection.execute(
+                    sa.insert(registered_models).returning(registered_models.c.id),
+                    {"name": name, "created_at": now, "created_by": user},
+                ).scalar_one()
+                self._audit(connection, user, "create", "model", name)
+            self._lock_model(connection, model_id)
+            if primary_metric is not None or higher_is_better is not None:
+                connection.execute(
+                    sa.update(registered_models)
+                    .where(registered_models.c.id == model_id)
+                    .values(
+                        **({"primary_metric": primary_metric} if primary_metric is not None else {}),
+                        **({"higher_is_better": higher_is_better} if higher_is_better is not None else {}),
+                    )
+                )
+            duplicate = connection.execute(
+                sa.select(model_versions.c.version).where(
+                    model_versions.c.model_id == model_id,
+                    model_versions.c.artifact_sha256 == version_row["artifact_sha256"],
+                )
+            ).scalar()
+            if duplicate is not None:
+                raise AlreadyExists(
+                    f"model {name!r} version {duplicate} already holds this exact model; nothing registered"
+                )
+            version = (
+                connection.execute(
+                    sa.select(sa.func.max(model_versions.c.version)).where(model_versions.c.model_id == model_id)
+                ).scalar()
+                or 0
+            ) + 1
+            connection.execute(
+                sa.insert(model_versions),
+                {**version_row, "model_id": model_id, "version": version, "created_at": now, "created_by": user},
+            )
+            self._audit(
+                connection, user, "register", "model", name, {"version": version, "run_id": version_row["run_id"]}
+            )
+        return version
+
+    def get_model(self, name):
+        with self._read() as connection:
+            return dict(self._model_row(connection, name))
+
+    def get_model_version(self, name, version=None, alias=None):
+        """One version by number, by alias, or by ``alias='latest'``: the highest number."""
+        with self._read() as connection:
+            model = self._model_row(connection, name)
+            if alias == "latest":
+                version = connection.execute(
+                    sa.select(sa.func.max(model_versions.c.version)).where(model_versions.c.model_id == model["id"])
+                ).scalar()
+            elif alias is not None:
+                version = connection.execute(
+                    sa.select(aliases.c.version).where(aliases.c.model_id == model["id"], aliases.c.alias == alias)
+                ).scalar()
+                if version is None:
+                    held = self._aliases_of(connection, model["id"])
+                    raise NotFound(
+                        f"model {name!r} has no version with alias {alias!r}"
+                        + (f"; its aliases: {', '.join(sorted(set().union(*held.values())))}" if held else "")
+                    )
+            rows = self._versions(connection, model, version)
+        if not rows:
+            raise NotFound(f"model {name!r} has no version {version}")
+        return rows[0]
+
+    def list_versions(self, name):
+        with self._read() as connection:
+            return self._versions(connection, self._model_row(connection, name))
+
+    def _aliases_of(self, connection, model_id):
+        held = {}
+        for alias, version in connection.execute(
+            sa.select(aliases.c.alias, aliases.c.version).where(aliases.c.model_id == model_id)
+        ):
+            held.setdefault(version, []).append(alias)
+        return held
+
+    def _versions(self, connection, model, version=None):
+        query = sa.select(model_versions).where(model_versions.c.model_id == model["id"])
+        if version is not None:
+            query = query.where(model_versions.c.version == version)
+        held = self._aliases_of(connection, model["id"])
+        result = []
+        for row in connection.execute(query.order_by(model_versions.c.version.desc())).mappings():
+            item = dict(row)
+            item.pop("model_id")
+            item["name"] = model["name"]
+            item["aliases"] = sorted(held.get(item["version"], []))
+            for field in ("signature", "metrics", "trusted_types"):
+                item[field] = json.loads(item[field])
+            result.append(item)
+        return result
+
+    def list_models(self):
+        with self._read() as connection:
+            models = connection.execute(
+                sa.select(
+                    registered_models.c.id,
+                    registered_models.c.name,
+                    registered_models.c.description,
+                    registered_models.c.created_at,
+                    registered_models.c.created_by,
+                    sa.select(sa.func.max(model_versions.c.version))
+                    .where(model_versions.c.model_id == registered_models.c.id)
+                    .scalar_subquery()
+                    .label("latest_version"),
+                ).order_by(registered_models.c.name)
+            ).mappings().all()
+            alias_rows = connection.execute(sa.select(aliases.c.model_id, aliases.c.alias, aliases.c.version)).all()
+        by_model = {}
+        for model_id, alias, version in alias_rows:
+            by_model.setdefault(model_id, {})[alias] = version
+        return [{**{k: v for k, v in m.items() if k != "id"}, "aliases": by_model.get(m["id"], {})} for m in models]
+
+    def move_alias(self, name, alias, version, user, *, expected_from, reason=None, forced=False, verdicts=()):
+        """Point ``alias`` at ``version`` (None removes it), if it still points at ``expected_from``.
+
+        The check makes promotion safe against a colleague moving the alias between the
+        moment the gates read the current holder and this write.
+        """
+        now = time.time()
+        with self._write() as connection:
+            model = self._model_row(connection, name)
+            self._lock_model(connection, model["id"])
+            current = connection.execute(
+                sa.select(aliases.c.version).where(aliases.c.model_id == model["id"], aliases.c.alias == alias)
+            ).scalar()
+            if current != expected_from:
+                raise MlopsError(
+                    f"{alias!r} of model {name!r} moved to version {current} while this promotion was checked; "
+                    "run it again"
+                )
+            if version is None:
+                connection.execute(
+                    sa.delete(aliases).where(aliases.c.model_id == model["id"], aliases.c.alias == alias)
+                )
+            else:
+                self._upsert(
+                    connection,
+                    aliases,
+                    [{"model_id": model["id"], "alias": alias, "version": version, "updated_at": now}],
+                    ["model_id", "alias"],
+                    ["version", "updated_at"],
+                )
+            connection.execute(
+                sa.insert(alias_transitions),
+                {
+                    "model_id": model["id"],
+                    "alias": alias,
+                    "from_version": current,
+                    "to_version": version,
+                    "user": user,
+                    "at": now,
+                    "reason": reason,
+                    "forced": forced,
+                    "verdicts": _json(list(verdicts)),
+                },
+            )
+            self._audit(
+                connection,
+                user,
+                "promote" if version is not None else "demote",
+                "model",
+                name,
+                {"alias": alias, "from": current, "to": version, "forced": forced, "reason": reason},
+            )
+
+    def alias_history(self, name):
+        with self._read() as connection:
+            model = self._model_row(connection, name)
+            rows = connection.execute(
+                sa.select(alias_transitions)
+                .where(alias_transitions.c.model_id == model["id"])
+                .order_by(alias_transitions.c.at, alias_transitions.c.id)
+            ).mappings().all()
+        return [
+            {**{k: v for k, v in row.items() if k not in ("model_id", "id")}, "verdicts": json.loads(row["verdicts"])}
+            for row in rows
+        ]
+
+    # ---- audit ----------------------------------------------------------------------------
+
+    def audit_entries(self, object_name=None, user=None, since=None, limit=1000):
+        query = sa.select(audit_log).order_by(audit_log.c.at.desc(), audit_log.c.id.desc()).limit(limit)
+        if object_name is not None:
+            query = query.where(audit_log.c.object_name == object_name)
+        if user is not None:
+            query = query.where(audit_log.c.user == user)
+        if since is not None:
+            query = query.where(audit_log.c.at >= since)
+        with self._read() as connection:
+            rows = connection.execute(query).mappings().all()
+        return [{**row, "detail": json.loads(row["detail"]) if row["detail"] else None} for row in rows]
+
+    def counts(self):
+        """Row counts of every table: what tests and `mlops status` use to see nothing changed."""
+        with self._read() as connection:
+            return {
+                table.name: connection.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                for table in (experiments, runs, params, metrics, tags, artifacts, datasets,
+                              registered_models, model_versions, aliases, alias_transitions, audit_log)
+            }
+

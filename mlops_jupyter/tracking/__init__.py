@@ -1,0 +1,1 @@
+"""Run capture: code, environment, git commit, process ownership and data fingerprints."""
