@@ -5,6 +5,7 @@ Resolution order for the registry: an explicit URL, then ``MLOPS_REGISTRY_URL``,
 ``.git``), else a new one in the working directory.
 """
 
+import functools
 import getpass
 import os
 from pathlib import Path
@@ -25,7 +26,12 @@ ARTIFACT_SCHEMES = frozenset(
 
 
 def current_user():
-    return os.environ.get(USER_ENV) or getpass.getuser()
+    return os.environ.get(USER_ENV) or _login_name()
+
+
+@functools.cache
+def _login_name():
+    return getpass.getuser()
 
 
 def find_default_registry(start=None):

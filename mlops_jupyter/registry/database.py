@@ -17,23 +17,24 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 # Any fixed number: PostgreSQL advisory locks are keyed by integers.
 _POSTGRES_MIGRATION_LOCK = 7_152_000_001
-# Execution option a write transaction sets so SQLite takes the write lock at BEGIN, waiting
-# on the busy timeout instead of failing with "database is locked" on a later upgrade.
-BEGIN_MODE = "mlops_sqlite_begin"
+# Set in a connection's info by a writer so SQLite takes the write lock at BEGIN, waiting on
+# the busy timeout, instead of failing with "database is locked" when a read lock upgrades.
+BEGIN_MODE = "mlops_begin_immediate"
 
 
 def create_engine(url):
+    # Unbounded overflow: the Store holds one connection per thread (see Store._connection).
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=16)
+        engine = sa.create_engine(url, pool_size=4, max_overflow=-1)
         sa.event.listen(engine, "connect", _configure_sqlite_connection)
         sa.event.listen(engine, "begin", _begin_sqlite_transaction)
     else:
-        engine = sa.create_engine(url, pool_size=4, max_overflow=16, pool_recycle=1800)
+        engine = sa.create_engine(url, pool_size=4, max_overflow=-1, pool_recycle=1800)
     return engine
 
 
 def _configure_sqlite_connection(dbapi_connection, _record):
-    # Let SQLAlchemy's begin event (below) emit BEGIN itself, as SQLAlchemy's docs recommend.
+    # Let the begin event (below) emit BEGIN itself, as SQLAlchemy's docs recommend for pysqlite.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -47,13 +48,15 @@ def _configure_sqlite_connection(dbapi_connection, _record):
 
 
 def _begin_sqlite_transaction(connection):
-    mode = "IMMEDIATE" if connection.get_execution_options().get(BEGIN_MODE) == "IMMEDIATE" else "DEFERRED"
-    connection.exec_driver_sql(f"BEGIN {mode}")
+    immediate = connection.info.get(BEGIN_MODE, False)
+    # Straight to the driver: this runs once per transaction and is on the logging hot path.
+    connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def write_connection(engine):
-    """A connection whose transactions take the write lock at once (SQLite) — for every write."""
-    return engine.connect().execution_options(**{BEGIN_MODE: "IMMEDIATE"})
+def begin(connection, write):
+    """Begin a transaction; a ``write`` one holds SQLite's write lock from its first statement."""
+    connection.info[BEGIN_MODE] = write
+    return connection.begin()
 
 
 def current_revision(engine):
@@ -68,7 +71,7 @@ def ensure_schema(engine):
     """Bring the database to HEAD_REVISION, creating it when empty."""
     if current_revision(engine) == HEAD_REVISION:
         return
-    with write_connection(engine) as connection, connection.begin():
+    with engine.connect() as connection, begin(connection, write=True):
         if connection.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRES_MIGRATION_LOCK})
         revision = _revision_in_transaction(connection)

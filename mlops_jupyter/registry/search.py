@@ -184,7 +184,8 @@ def _tokenize(text, what):
             i += 1
             tokens.append(_Token("punct", c, start, i))
         else:
-            raise _error(what, i, f"unexpected character {c!r}")
+            hint = " (quote keys with such characters: metrics.`...`)" if c.isalnum() else ""
+            raise _error(what, i, f"unexpected character {c!r}{hint}")
     tokens.append(_Token("end", "", n, n))
     return tokens
 
@@ -393,7 +394,9 @@ class _Parser:
             value = token.value
         else:
             message = f"missing value after {self.describe(after)}, found {self.describe(token)}"
-            if token.kind == "word" and token.value.upper() not in _KEYWORDS:
+            if token.kind == "word" and token.value.upper() == "NULL":
+                message += " (use IS NULL)"
+            elif token.kind == "word" and token.value.upper() not in _KEYWORDS:
                 message += f" (quote text: '{token.value}')"
             elif token.kind == "key":
                 message += " (backticks quote keys; quote values with ' or \")"
@@ -404,7 +407,7 @@ class _Parser:
         shown = self.text[token.pos:token.end]
         if field.kind == "metrics" and isinstance(value, str):
             self.fail(token.pos, f"{field} compares numbers; got {shown}")
-        if field.key in _TIME_ATTRIBUTES and field.kind == "attributes":
+        if field.kind == "attributes" and field.key in _TIME_ATTRIBUTES:
             if isinstance(value, str):
                 value = _epoch_seconds(value)
                 if value is None:
@@ -432,7 +435,7 @@ class _Parser:
         return tuple(values)
 
     def pattern(self, field, like_token):
-        if field.kind == "metrics" or field.key in _TIME_ATTRIBUTES and field.kind == "attributes":
+        if field.kind == "metrics" or (field.kind == "attributes" and field.key in _TIME_ATTRIBUTES):
             self.fail(like_token.pos, f"{like_token.value.upper()} does not apply to {field}, which is a number")
         token = self.advance()
         if token.kind not in ("string", "dstring"):
@@ -466,7 +469,7 @@ class _Parser:
             if minus:
                 self.fail(token.pos, f"'-' already sorts {field} descending; drop '-' or {token.value}")
             descending = token.value.upper() == "DESC"
-        elif self.peek().kind not in ("end",) and not self.at_punct(","):
+        elif self.peek().kind != "end" and not self.at_punct(","):
             self.fail(self.peek().pos, f"expected ASC, DESC or ',' after {field}, found {self.describe(self.peek())}")
         return SortKey(field, descending)
 
@@ -583,8 +586,12 @@ class _Compiler:
 
 
 def _check_int(value, what, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{what} must be an integer, not {type(value).__name__}")
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)  # int and numpy integers, not floats or strings
+    except TypeError:
+        raise InvalidInput(f"{what} must be an integer, not {type(value).__name__}") from None
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise InvalidInput(f"{what} must be {bounds}; got {value}")
@@ -606,7 +613,7 @@ def build_run_query(filter=None, order_by=None, experiment_ids=None, limit=100, 
     compiler = _Compiler()
     conditions = [] if tree is None else [compiler.where(tree)]
     if experiment_ids is not None:
-        if isinstance(experiment_ids, int) and not isinstance(experiment_ids, bool):
+        if isinstance(experiment_ids, int):  # one id; a bool is refused by _check_int below
             experiment_ids = [experiment_ids]
         if isinstance(experiment_ids, (str, bytes)) or not hasattr(experiment_ids, "__iter__"):
             raise InvalidInput(f"experiment_ids must be a list of integers, not {type(experiment_ids).__name__}")

@@ -8,6 +8,8 @@ audit log can never disagree with what happened.
 import difflib
 import json
 import math
+import os
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -48,6 +50,17 @@ def _nan_from_null(value):
     return math.nan if value is None else value
 
 
+def _audit_row(user, action, object_type, object_name, detail):
+    return {
+        "at": time.time(),
+        "user": user,
+        "action": action,
+        "object_type": object_type,
+        "object_name": object_name,
+        "detail": None if detail is None else _json(detail),
+    }
+
+
 def did_you_mean(name, choices):
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -59,26 +72,92 @@ class Store:
         self.engine = database.create_engine(url)
         database.ensure_schema(self.engine)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        self._integrity_errors = (sa.exc.IntegrityError, self.engine.dialect.loaded_dbapi.IntegrityError)
+        self._held = threading.local()
+        self._prepared = {}
+        self._experiment_ids = {}
 
     def close(self):
         self.engine.dispose()
 
+    def _connection(self):
+        """This thread's connection, kept open: a checkout per call would double logging's cost."""
+        held = self._held
+        connection = getattr(held, "connection", None)
+        if connection is None or held.pid != os.getpid() or connection.invalidated or connection.closed:
+            connection = self.engine.connect()
+            held.connection, held.pid = connection, os.getpid()
+        return connection
+
     @contextmanager
+    def _transaction(self, write):
+        connection = self._connection()
+        try:
+            with database.begin(connection, write):
+                yield connection
+        except sa.exc.DBAPIError as error:
+            if error.connection_invalidated:  # e.g. a server restart dropped the held connection
+                self._held.connection = None
+            raise
+
     def _write(self):
-        with database.write_connection(self.engine) as connection, connection.begin():
-            yield connection
+        return self._transaction(write=True)
+
+    def _read(self):
+        return self._transaction(write=False)
 
     @contextmanager
-    def _read(self):
-        with self.engine.connect() as connection:
-            yield connection
+    def _driver_write(self):
+        """A write transaction run straight on the driver, for the paths a training loop hits.
 
-    def _upsert(self, connection, table, rows, keys, update):
+        SQLAlchemy's per-statement work costs several times SQLite's own insert and commit;
+        here each statement is compiled by SQLAlchemy once (``_execute_prepared``) and reused.
+        """
+        driver = self._connection().connection.driver_connection
+        cursor = driver.cursor()
+        try:
+            if self.engine.dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            driver.commit()
+        except BaseException:
+            driver.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    def _execute_prepared(self, cursor, name, build, rows):
+        """Run ``build()`` (compiled once per name and row keys) for ``rows``; return the rowcount.
+
+        Inserts name their columns by the row keys; other statements use ``bindparam``s
+        named like the row keys.
+        """
+        cache_key = (name, tuple(rows[0]))
+        if cache_key not in self._prepared:
+            statement = build()
+            column_keys = list(rows[0]) if isinstance(statement, sa.Insert) else None
+            compiled = statement.compile(dialect=self.engine.dialect, column_keys=column_keys)
+            self._prepared[cache_key] = (str(compiled), compiled.positiontup if compiled.positional else None)
+        sql, order = self._prepared[cache_key]
+        values = [tuple(row[key] for key in order) for row in rows] if order else rows
+        if len(values) == 1:
+            cursor.execute(sql, values[0])
+        else:
+            cursor.executemany(sql, values)
+        return cursor.rowcount
+
+    def _audit_prepared(self, cursor, user, action, object_type, object_name, detail=None):
+        row = _audit_row(user, action, object_type, object_name, detail)
+        self._execute_prepared(cursor, "audit", lambda: sa.insert(audit_log), [row])
+
+    def _upsert_statement(self, table, keys, update):
         statement = self._insert(table)
-        statement = statement.on_conflict_do_update(
+        return statement.on_conflict_do_update(
             index_elements=keys, set_={column: statement.excluded[column] for column in update}
         )
-        connection.execute(statement, rows)
+
+    def _upsert(self, connection, table, rows, keys, update):
+        connection.execute(self._upsert_statement(table, keys, update), rows)
 
     def _lock_model(self, connection, model_id):
         """Serialise writers of one model's versions and aliases (SQLite's write lock already does)."""
@@ -89,17 +168,7 @@ class Store:
 
     @staticmethod
     def _audit(connection, user, action, object_type, object_name, detail=None):
-        connection.execute(
-            sa.insert(audit_log),
-            {
-                "at": time.time(),
-                "user": user,
-                "action": action,
-                "object_type": object_type,
-                "object_name": object_name,
-                "detail": None if detail is None else _json(detail),
-            },
-        )
+        connection.execute(sa.insert(audit_log), _audit_row(user, action, object_type, object_name, detail))
 
     # ---- registry facts -------------------------------------------------------------------
 
@@ -123,6 +192,12 @@ class Store:
     # ---- experiments ----------------------------------------------------------------------
 
     def get_or_create_experiment(self, name, user):
+        # Experiments are never deleted, so an id once seen can be remembered.
+        if name not in self._experiment_ids:
+            self._experiment_ids[name] = self._get_or_create_experiment(name, user)
+        return self._experiment_ids[name]
+
+    def _get_or_create_experiment(self, name, user):
         with self._read() as connection:
             found = connection.execute(
                 sa.select(experiments.c.id).where(experiments.c.name == name)
@@ -183,11 +258,12 @@ class Store:
             **(capture or {}),
             **(owner or {}),
         }
-        with self._write() as connection:
-            if parent_run_id is not None:
-                self._require_run(connection, parent_run_id)
-            connection.execute(sa.insert(runs), row)
-            self._audit(connection, user, "start", "run", run_id, {"name": row["name"]})
+        try:
+            with self._driver_write() as cursor:
+                self._execute_prepared(cursor, "create_run", lambda: sa.insert(runs), [row])
+                self._audit_prepared(cursor, user, "start", "run", run_id, {"name": row["name"]})
+        except self._integrity_errors:
+            raise NotFound(f"no parent run with id {parent_run_id!r} (or no experiment {experiment_id})") from None
         return run_id
 
     def end_run(self, run_id, status, user):
@@ -195,14 +271,19 @@ class Store:
             raise InvalidInput(
                 f"status {status!r} is not one of {', '.join(s for s in RUN_STATUSES if s != RUNNING)}"
             )
-        with self._write() as connection:
-            self._require_run(connection, run_id)
-            connection.execute(
-                sa.update(runs)
-                .where(runs.c.id == run_id)
-                .values(status=status, end_time=time.time(), owner_pid=None)
+        row = {"run_id": run_id, "new_status": status, "now": time.time()}
+        with self._driver_write() as cursor:
+            changed = self._execute_prepared(
+                cursor,
+                "end_run",
+                lambda: sa.update(runs)
+                .where(runs.c.id == sa.bindparam("run_id"))
+                .values(status=sa.bindparam("new_status"), end_time=sa.bindparam("now"), owner_pid=sa.null()),
+                [row],
             )
-            self._audit(connection, user, "end", "run", run_id, {"status": status})
+            if not changed:
+                raise NotFound(f"no run with id {run_id!r}")
+            self._audit_prepared(cursor, user, "end", "run", run_id, {"status": status})
 
     def _require_run(self, connection, run_id):
         if connection.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).scalar() is None:
@@ -321,9 +402,9 @@ class Store:
             for key, value, step, timestamp in points
         ]
         try:
-            with self._write() as connection:
-                connection.execute(sa.insert(metrics), rows)
-        except sa.exc.IntegrityError:
+            with self._driver_write() as cursor:
+                self._execute_prepared(cursor, "log_metrics", lambda: sa.insert(metrics), rows)
+        except self._integrity_errors:
             raise NotFound(f"no run with id {run_id!r}") from None
 
     def metric_history(self, run_id, key):
@@ -337,36 +418,52 @@ class Store:
 
     def log_params(self, run_id, values, user):
         """Params are fixed once logged: the same value again is fine, a different one is refused."""
+        rows = [
+            {"run_id": run_id, "key": key, "value": value, "value_number": numeric_or_none(value)}
+            for key, value in values.items()
+        ]
+        if not rows:
+            return
+        try:
+            with self._driver_write() as cursor:
+                self._execute_prepared(cursor, "log_params", lambda: sa.insert(params), rows)
+                self._audit_prepared(cursor, user, "log_params", "run", run_id, {"keys": sorted(values)})
+        except self._integrity_errors:
+            # Some key is already logged (or the run is unknown): sort it out the careful way.
+            self._log_params_checked(run_id, rows, user)
+
+    def _log_params_checked(self, run_id, rows, user):
         with self._write() as connection:
             self._require_run(connection, run_id)
             existing = dict(
                 connection.execute(
                     sa.select(params.c.key, params.c.value).where(
-                        params.c.run_id == run_id, params.c.key.in_(list(values))
+                        params.c.run_id == run_id, params.c.key.in_([row["key"] for row in rows])
                     )
                 ).all()
             )
-            for key, value in values.items():
+            for row in rows:
+                key, value = row["key"], row["value"]
                 if key in existing and existing[key] != value:
                     raise InvalidInput(
                         f"param {key!r} is already {existing[key]!r} in this run and cannot become {value!r}; "
                         "params are fixed once logged: start a new run to change it"
                     )
-            rows = [
-                {"run_id": run_id, "key": key, "value": value, "value_number": numeric_or_none(value)}
-                for key, value in values.items()
-                if key not in existing
-            ]
-            if rows:
-                connection.execute(sa.insert(params), rows)
-                self._audit(connection, user, "log_params", "run", run_id, {"keys": sorted(r["key"] for r in rows)})
+            new = [row for row in rows if row["key"] not in existing]
+            if new:
+                connection.execute(sa.insert(params), new)
+                self._audit(connection, user, "log_params", "run", run_id, {"keys": sorted(r["key"] for r in new)})
 
     def set_tags(self, run_id, values, user):
-        with self._write() as connection:
-            self._require_run(connection, run_id)
-            rows = [{"run_id": run_id, "key": key, "value": value} for key, value in values.items()]
-            self._upsert(connection, tags, rows, ["run_id", "key"], ["value"])
-            self._audit(connection, user, "set_tags", "run", run_id, {"keys": sorted(values)})
+        rows = [{"run_id": run_id, "key": key, "value": value} for key, value in values.items()]
+        if not rows:
+            return
+        try:
+            with self._driver_write() as cursor:
+                self._execute_prepared(cursor, "set_tags", lambda: self._upsert_statement(tags, ["run_id", "key"], ["value"]), rows)
+                self._audit_prepared(cursor, user, "set_tags", "run", run_id, {"keys": sorted(values)})
+        except self._integrity_errors:
+            raise NotFound(f"no run with id {run_id!r}") from None
 
     def log_dataset(self, run_id, name, context, digest, rows, schema, user):
         with self._write() as connection:

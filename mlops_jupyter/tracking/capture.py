@@ -4,6 +4,7 @@ Package versions come from importlib.metadata for the top-level modules actually
 cached per process (MLflow spends seconds in a pip subprocess to guess requirements).
 """
 
+import functools
 import hashlib
 import os
 import platform
@@ -15,6 +16,7 @@ from pathlib import Path
 MAX_CODE_BYTES = 1 << 20
 _versions = {}  # top-level module name -> {distribution: version} or {} when none is installed
 _distributions_by_module = None
+_packages_cache = (0, {})  # (len(sys.modules) when computed, result): modules are rarely unloaded
 
 
 def code_hash(code):
@@ -23,6 +25,9 @@ def code_hash(code):
 
 def imported_packages():
     """``{distribution: version}`` of third-party top-level packages imported in this process."""
+    global _packages_cache
+    if _packages_cache[0] == len(sys.modules):
+        return _packages_cache[1]
     stdlib = sys.stdlib_module_names
     packages = {}
     for name in list(sys.modules):
@@ -31,7 +36,8 @@ def imported_packages():
         if name not in _versions:
             _versions[name] = _distribution_versions(name)
         packages.update(_versions[name])
-    return dict(sorted(packages.items()))
+    _packages_cache = (len(sys.modules), dict(sorted(packages.items())))
+    return _packages_cache[1]
 
 
 def _distribution_versions(module_name):
@@ -55,7 +61,14 @@ def _distribution_versions(module_name):
 
 def git_commit(start=None):
     """The commit checked out in the repository around ``start``, read from .git without git."""
-    folder = Path(start or os.getcwd()).resolve()
+    git_dir = _find_git_dir(str(Path(start or os.getcwd()).resolve()))
+    return _read_head(git_dir) if git_dir is not None else None
+
+
+@functools.lru_cache(maxsize=64)
+def _find_git_dir(folder):
+    # Cached: where the repository is does not change while a kernel runs; HEAD is read every time.
+    folder = Path(folder)
     for candidate in (folder, *folder.parents):
         git_dir = candidate / ".git"
         if git_dir.is_file():  # a worktree or submodule: "gitdir: PATH"
@@ -64,7 +77,7 @@ def git_commit(start=None):
                 return None
             git_dir = (candidate / text.split(":", 1)[1].strip()).resolve()
         if git_dir.is_dir():
-            return _read_head(git_dir)
+            return git_dir
     return None
 
 
@@ -120,7 +133,11 @@ def process_start_time(pid):
 
 
 def owner():
-    pid = os.getpid()
+    return _owner(os.getpid())
+
+
+@functools.lru_cache(maxsize=4)
+def _owner(pid):
     return {"owner_host": socket.gethostname(), "owner_pid": pid, "owner_started": process_start_time(pid)}
 
 
