@@ -2,7 +2,6 @@
 
 import os
 import re
-import secrets
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -10,16 +9,12 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.pool import NullPool
 
 from mlops_jupyter.errors import InvalidInput
-from mlops_jupyter.registry import schema
+from mlops_jupyter.registry import database, schema
 from mlops_jupyter.registry.search import (
     And, Comparison, InList, IsNull, Like, Not, Or, SortKey, build_run_query, parse_filter, parse_sort,
 )
-
-PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
 
 def epoch(text):
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
@@ -35,50 +30,12 @@ SEARCHED_TABLES = [schema.experiments, schema.runs, schema.params, schema.latest
 # ---------------------------------------------------------------- backends
 
 
-@pytest.fixture(scope="session")
-def pg_url():
-    url = os.environ.get("MLOPS_TEST_POSTGRES_URL")
-    engine = sa.create_engine(url or PG_DEFAULT_URL, poolclass=NullPool, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.DBAPIError as error:
-        if url:
-            pytest.fail(f"MLOPS_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {error}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_DEFAULT_URL}; set MLOPS_TEST_POSTGRES_URL to require it")
-    finally:
-        engine.dispose()
-    return url or PG_DEFAULT_URL
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = sa.create_engine(f"sqlite:///{tmp_path / 'registry.db'}")
-
-        @sa.event.listens_for(engine, "connect")
-        def _case_sensitive_like(dbapi_connection, _record):
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA case_sensitive_like = ON")
-            cursor.close()
-
-        yield engine
-        engine.dispose()
-        return
-
-    url = request.getfixturevalue("pg_url")
-    name = f"t_{secrets.token_hex(8)}"  # generated here, never user input
-    admin = sa.create_engine(url, poolclass=NullPool)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    engine = sa.create_engine(url, connect_args={"options": f"-csearch_path={name}"})
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
+@pytest.fixture
+def engine(registry_url):
+    # The registry's own engine settings (SQLite pragmas included), on an empty database.
+    engine = database.create_engine(registry_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
