@@ -400,7 +400,7 @@ def register_model(
     registry = current_registry()
     run_id = _run_id(run) if run is not None else (active_run().id if active_run() else None)
     source = registry.store.get_run(run_id) if run_id else {"metrics": {}, "datasets": []}
-    data, trusted = serialize.dump(model)
+    data, trusted, fingerprint = serialize.dump(model)
     sha256, size = registry.artifacts.put_bytes(data)
     version = registry.store.create_model_version(
         name,
@@ -409,6 +409,7 @@ def register_model(
             "run_id": run_id,
             "artifact_sha256": sha256,
             "artifact_size": size,
+            "fingerprint": fingerprint,
             "format": serialize.FORMAT,
             "trusted_types": json.dumps(trusted),
             "model_class": serialize.class_name(model),

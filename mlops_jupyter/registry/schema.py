@@ -150,6 +150,8 @@ model_versions = sa.Table(
     sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id")),
     sa.Column("artifact_sha256", sa.String(64), nullable=False),
     sa.Column("artifact_size", sa.BigInteger, nullable=False),
+    # A hash of the fitted object's content; skops files differ byte-wise between saves.
+    sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("format", sa.String(32), nullable=False),
     # JSON list of the types skops must be told to trust to load this exact file.
     sa.Column("trusted_types", sa.Text, nullable=False),

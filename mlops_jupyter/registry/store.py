@@ -537,7 +537,7 @@ class Store:
             duplicate = connection.execute(
                 sa.select(model_versions.c.version).where(
                     model_versions.c.model_id == model_id,
-                    model_versions.c.artifact_sha256 == version_row["artifact_sha256"],
+                    model_versions.c.fingerprint == version_row["fingerprint"],
                 )
             ).scalar()
             if duplicate is not None:

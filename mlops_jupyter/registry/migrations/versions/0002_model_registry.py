@@ -29,6 +29,7 @@ def upgrade():
         sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id")),
         sa.Column("artifact_sha256", sa.String(64), nullable=False),
         sa.Column("artifact_size", sa.BigInteger, nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("format", sa.String(32), nullable=False),
         sa.Column("trusted_types", sa.Text, nullable=False),
         sa.Column("model_class", sa.String(255), nullable=False),
