@@ -61,7 +61,7 @@ def ensure_peer():
     """The MLflow venv's python, creating the venv (python3 -m venv, pip install) if missing."""
     if _PEER_READY.exists() and PEER_PYTHON.exists():
         return PEER_PYTHON
-    log = HERE / ".venv-mlflow-install.log"
+    log = PEER_VENV / "install.log"
     print(f"[peer] creating {PEER_VENV.relative_to(ROOT)} and installing {' '.join(PEER_PACKAGES)} "
           f"(a few minutes; pip output in {log.relative_to(ROOT)})", flush=True)
     started = time.perf_counter()
@@ -284,18 +284,20 @@ def timed_ms(function, *args, **kwargs):
 # ---- reporting ----------------------------------------------------------------------------
 
 
-def row(what, ours, mlflow=None, *, unit="ms", target=None, limit=None, note=None):
-    """One line of a result table. ``limit``: the target as a number in ``unit`` (met if ours ≤ it)."""
-    return {
-        "what": what,
-        "ours": ours,
-        "mlflow": mlflow,
-        "unit": unit,
-        "ratio": (mlflow / ours) if (mlflow is not None and ours) else None,
-        "target": target,
-        "met": (ours <= limit) if (limit is not None and ours is not None) else None,
-        "note": note,
-    }
+def row(what, ours, mlflow=None, *, unit="ms", target=None, limit=None, note=None, higher_is_better=False):
+    """One line of a result table.
+
+    ``ratio`` is how many times ours is faster (MLflow's time ÷ ours, or ours' rate ÷ MLflow's).
+    ``limit``: the target as a number in ``unit``, met if ours is at most it (at least, for rates).
+    """
+    ratio = None
+    if mlflow is not None and ours:
+        ratio = ours / mlflow if higher_is_better else mlflow / ours
+    met = None
+    if limit is not None and ours is not None:
+        met = ours >= limit if higher_is_better else ours <= limit
+    return {"what": what, "ours": ours, "mlflow": mlflow, "unit": unit, "ratio": ratio, "target": target,
+            "met": met, "note": note}
 
 
 def fmt(value, unit):
@@ -320,7 +322,7 @@ def fmt_ratio(ratio):
 
 def markdown_table(rows):
     lines = [
-        "| measure | ours | MLflow | MLflow / ours | target | met |",
+        "| measure | ours | MLflow | ours faster by | target | met |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
@@ -345,11 +347,12 @@ def finish(args, figure, title, rows, notes=(), command=None):
     """Print the figure's table and notes; write them as JSON when asked."""
     command = command or "python benchmarks/" + Path(sys.argv[0]).name + (" --quick" if args.quick else "")
     result = {"figure": figure, "title": title, "command": command, "rows": rows, "notes": list(notes),
-              "quick": args.quick}
+              "quick": args.quick, "load_average_after": os.getloadavg()}
     print(f"\n## {figure}. {title}\n")
     print(markdown_table(rows))
     for note in notes:
         print(f"- {note}")
+    print("- load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     print(flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -12,14 +12,16 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
 import mlops_jupyter as mlops
 from mlops_jupyter.registry import database
-from mlops_jupyter.registry.schema import runs
+from mlops_jupyter.registry.schema import experiments, registry_info, runs
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 CHILD_TIMEOUT = 60  # seconds any one child may take to say something or exit; a hang fails, not stalls
@@ -173,7 +175,10 @@ mlops.end_run()
 )
 def test_concurrent_writers_lose_no_metric_point(request, tmp_path, spawn, backend, count):
     url = f"sqlite:///{tmp_path / 'registry.db'}" if backend == "sqlite" else request.getfixturevalue("pg_schema_url")
-    mlops.connect(url, artifacts=str(tmp_path / "artifacts"))  # the registry exists; writing is what races
+    # A registry already in use (its artifact root and experiment recorded): writing is what races.
+    # (First use by several kernels at once is test_first_use_*, below.)
+    mlops.connect(url)
+    mlops.set_experiment("default")
 
     children = [spawn(LOG_MANY, url, count) for _ in range(KERNELS)]
     run_ids = [child.line() for child in children]  # every run started, every child at the line
@@ -195,8 +200,10 @@ def test_concurrent_writers_lose_no_metric_point(request, tmp_path, spawn, backe
 # ---------------------------------------------------------------- many kernels creating a registry
 
 OPEN_FRESH = """
+artifacts, experiment = sys.argv[1:]
 wait_for_go()
-mlops.connect()
+mlops.connect(artifacts=artifacts)
+mlops.set_experiment(experiment)
 with mlops.start_run() as run:
     mlops.log_metric("m", 1.0)
 say(run.id)
@@ -204,7 +211,12 @@ say(run.id)
 
 
 def test_kernels_opening_a_new_registry_at_once_agree_on_its_schema(fresh_url, spawn, tmp_path):
-    children = [spawn(OPEN_FRESH, fresh_url) for _ in range(KERNELS)]
+    postgres = fresh_url.startswith("postgresql")
+    # On PostgreSQL each kernel names its artifact folder and its own experiment, which steers
+    # clear of the first-writer races that test_first_use_* reproduce; SQLite needs no such care.
+    artifacts = str(tmp_path / "artifacts")
+    names = [f"kernel{i}" if postgres else "default" for i in range(KERNELS)]
+    children = [spawn(OPEN_FRESH, fresh_url, artifacts, name) for name in names]
     if fresh_url.startswith("sqlite"):
         (tmp_path / "fresh").mkdir()
         assert not (tmp_path / "fresh" / "registry.db").exists()
@@ -224,7 +236,7 @@ def test_kernels_opening_a_new_registry_at_once_agree_on_its_schema(fresh_url, s
     found = mlops.search_runs(output="list")
     assert sorted(row["id"] for row in found) == sorted(run_ids)
     assert all(row["status"] == "FINISHED" and row["metrics"] == {"m": 1.0} for row in found)
-    assert [e["name"] for e in mlops.list_experiments()] == ["default"]
+    assert [e["name"] for e in mlops.list_experiments()] == sorted(set(names))
 
 
 # ---------------------------------------------------------------- a kernel killed mid-run
@@ -363,6 +375,7 @@ def test_a_run_whose_pid_was_reused_by_another_process_is_crashed(registry, regi
     # This process is alive, but it is not the process that started the run when the start
     # time differs: the pid was reused after the owner died.
     run = mlops.start_run()
+    assert mlops.get_run(run.id)["owner_host"] == socket.gethostname()
     assert mlops.mark_crashed_runs() == []
     engine = sa.create_engine(registry_url)
     try:
@@ -372,6 +385,82 @@ def test_a_run_whose_pid_was_reused_by_another_process_is_crashed(registry, regi
             )
     finally:
         engine.dispose()
-    assert mlops.get_run(run.id)["owner_host"] == socket.gethostname()
     assert mlops.mark_crashed_runs() == [run.id]
     assert mlops.get_run(run.id)["status"] == "CRASHED"
+
+
+def test_a_killed_kernel_not_yet_reaped_by_its_parent_shows_crashed(tmp_path, spawn):
+    # E.g. a notebook's subprocess.Popen("python train.py") killed by the OOM killer: until the
+    # notebook calls wait(), the dead child is a zombie, whose pid still answers kill(pid, 0).
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    mlops.connect(url)
+    child = spawn(WAIT_IN_RUN, url)
+    run_id = child.line()
+    os.kill(child.pid, signal.SIGKILL)
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # dead, and left unreaped
+    assert mlops.get_run(run_id)["status"] == "CRASHED"
+
+
+# ---------------------------------------------------------------- first use of a shared registry
+
+FIRST_USE_RACE = (
+    "PostgreSQL: Store.set_info_if_missing and Store._get_or_create_experiment check, then insert, "
+    "with no lock and no ON CONFLICT; the kernel that loses the race gets UniqueViolation"
+)
+
+
+def behind_an_uncommitted_insert(url, table, row, action):
+    """``action()``'s result, run while another kernel's transaction has inserted ``row`` but not
+    committed it; that transaction commits as soon as ``action`` waits for it (or has returned)."""
+    engine = sa.create_engine(url, poolclass=NullPool)
+    outcome = {}
+
+    def act():
+        try:
+            outcome["result"] = action()
+        except BaseException as error:  # re-raised in the test's thread
+            outcome["error"] = error
+
+    try:
+        with engine.connect() as other_kernel, engine.connect() as watcher:
+            watcher.execution_options(isolation_level="AUTOCOMMIT")
+            other_pid = other_kernel.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+            other_kernel.execute(sa.insert(table), row)
+            thread = threading.Thread(target=act)
+            thread.start()
+            waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+            deadline = time.monotonic() + CHILD_TIMEOUT
+            # Watching the server for the moment ``action`` blocks: no pipe can tell that.
+            while thread.is_alive() and not watcher.execute(waiting, {"pid": other_pid}).scalar():
+                assert time.monotonic() < deadline, "action neither finished nor waited for the other kernel"
+                time.sleep(0.005)
+            other_kernel.commit()
+            thread.join(CHILD_TIMEOUT)
+            assert not thread.is_alive()
+    finally:
+        engine.dispose()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+@pytest.mark.postgres
+@pytest.mark.xfail(strict=True, raises=sa.exc.IntegrityError, reason=FIRST_USE_RACE)
+def test_first_use_of_a_shared_registry_by_two_kernels_records_one_artifact_root(pg_schema_url, tmp_path):
+    mlops.connect(pg_schema_url, artifacts=str(tmp_path / "mine"))  # the schema exists, no artifact root yet
+    mlops.disconnect()
+    theirs = str(tmp_path / "theirs")
+    registry = behind_an_uncommitted_insert(
+        pg_schema_url, registry_info, {"key": "artifact_root", "value": theirs}, lambda: mlops.connect(pg_schema_url)
+    )
+    assert registry.artifacts.root == theirs  # first writer wins; the second kernel uses its choice
+
+
+@pytest.mark.postgres
+@pytest.mark.xfail(strict=True, raises=sa.exc.IntegrityError, reason=FIRST_USE_RACE)
+def test_first_use_of_an_experiment_by_two_kernels_puts_both_runs_in_it(pg_schema_url, tmp_path):
+    mlops.connect(pg_schema_url, artifacts=str(tmp_path / "artifacts"))
+    row = {"name": "default", "created_at": time.time(), "created_by": "colleague"}
+    run = behind_an_uncommitted_insert(pg_schema_url, experiments, row, mlops.start_run)
+    assert mlops.get_run(run.id)["experiment"] == "default"
+    assert [e["name"] for e in mlops.list_experiments()] == ["default"]

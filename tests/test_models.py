@@ -47,7 +47,9 @@ def fitted_models(X, y):
     }, mixed
 
 
-def test_every_common_scikit_learn_object_round_trips(registry, cancer):
+def test_every_common_scikit_learn_object_round_trips(tmp_path, cancer):
+    # Saving does not depend on the database, so SQLite alone is enough here.
+    mlops.connect(f"sqlite:///{tmp_path / 'registry.db'}")
     X, y = cancer
     models, mixed = fitted_models(X, y)
     for name, model in models.items():
@@ -107,15 +109,20 @@ def test_bad_model_names_are_refused(registry, cancer, name):
     assert mlops.registry_counts()["model_versions"] == 0
 
 
-@pytest.fixture
-def two_versions(registry, cancer):
-    """Model 'churn': v1 with auc 0.90, v2 with auc 0.80 (worse)."""
+@pytest.fixture(scope="module")
+def two_fitted(cancer):
     X, y = cancer
-    for auc, c in ((0.90, 1.0), (0.80, 0.5)):
+    return [LogisticRegression(C=c, max_iter=500).fit(X, y) for c in (1.0, 0.5)]
+
+
+@pytest.fixture
+def two_versions(registry, cancer, two_fitted):
+    """Model 'churn': v1 with auc 0.90, v2 with auc 0.80 (worse)."""
+    for auc, model in zip((0.90, 0.80), two_fitted):
         with mlops.start_run():
             mlops.log_metric("auc", auc)
-            mlops.register_model(LogisticRegression(C=c, max_iter=500).fit(X, y), "churn")
-    return X
+            mlops.register_model(model, "churn")
+    return cancer[0]
 
 
 def test_promote_to_staging_then_production_and_load_by_alias(two_versions):
