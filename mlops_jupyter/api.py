@@ -43,10 +43,10 @@ class Registry:
         elif config.sqlite_path(self.url) is not None:
             root = config.default_artifact_root(self.url)
         else:
-            # A shared database remembers where its artifacts live, so colleagues find them.
-            root = self.store.get_info("artifact_root") or self.store.set_info_if_missing(
-                "artifact_root", config.default_artifact_root(self.url)
-            )
+            root = self.store.get_info("artifact_root") or config.default_artifact_root(self.url)
+        if config.sqlite_path(self.url) is None:
+            # A shared database remembers where its first user put artifacts, so colleagues find them.
+            self.store.set_info_if_missing("artifact_root", root)
         self.artifacts = ArtifactStore(root)
 
     def __repr__(self):
