@@ -18,7 +18,11 @@ class NotFound(MlopsError, LookupError):
 
 
 class AlreadyExists(MlopsError):
-    """A registration that would duplicate an existing object."""
+    """A registration that would duplicate an existing object; ``version`` names the existing one."""
+
+    def __init__(self, message, version=None):
+        super().__init__(message)
+        self.version = version
 
 
 class GateFailed(MlopsError):

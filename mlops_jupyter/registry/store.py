@@ -542,7 +542,8 @@ class Store:
             ).scalar()
             if duplicate is not None:
                 raise AlreadyExists(
-                    f"model {name!r} version {duplicate} already holds this exact model; nothing registered"
+                    f"model {name!r} version {duplicate} already holds this exact model; nothing registered",
+                    version=duplicate,
                 )
             version = (
                 connection.execute(

@@ -1,0 +1,295 @@
+"""The ``mlops`` command: parses arguments, calls the Python API, prints the result.
+
+A user mistake prints one line, ``mlops: error: …``, and exits with status 1 (2 for
+arguments argparse itself rejects); nothing is changed in the registry.
+"""
+
+import argparse
+import json
+import re
+import sys
+from datetime import datetime, timezone
+
+HELP_WIDTH = 88  # fixed, so --help reads the same everywhere and the README can quote it
+
+
+def _formatter(prog):
+    return argparse.RawDescriptionHelpFormatter(prog, width=HELP_WIDTH)
+
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--registry",
+        metavar="URL",
+        help="registry to use: sqlite:///PATH or postgresql://USER@HOST/DB "
+        "(default: $MLOPS_REGISTRY_URL, else the nearest .mlops/registry.db)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="mlops",
+        description="Track experiments, register and promote models: the registry behind mlops-jupyter.",
+        formatter_class=_formatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name, help, description=None):
+        return commands.add_parser(
+            name, help=help, description=description or help, parents=[common], formatter_class=_formatter
+        )
+
+    runs = command(
+        "runs",
+        "list runs, filtered and sorted",
+        "List runs, newest first unless --sort says otherwise. The table shows every metric\n"
+        "and the params that --filter or --sort name; --format json shows everything.\n\n"
+        "Filter examples:\n"
+        "  metrics.auc > 0.8 and params.model = 'rf'\n"
+        "  status = 'FAILED' or tags.team IN ('a', 'b')\n"
+        "  name LIKE 'grid-%' and start_time >= '2026-01-31'",
+    )
+    runs.add_argument("--experiment", metavar="NAME", action="append", help="only this experiment (repeatable)")
+    runs.add_argument("--filter", metavar="EXPR", help="filter expression (see examples above)")
+    runs.add_argument("--sort", metavar="KEY", help="e.g. 'metrics.auc desc' or '-start_time'")
+    runs.add_argument("--limit", metavar="N", type=int, default=50, help="at most N runs (default: 50)")
+    runs.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+
+    show = command("show", "everything recorded about one run")
+    show.add_argument("run", metavar="RUN", help="run id, unique id prefix, or unique run name")
+    show.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+
+    command("experiments", "list experiments with their run counts")
+
+    models = command("models", "list registered models, or the versions of one")
+    models.add_argument("name", metavar="NAME", nargs="?", help="show this model's versions")
+
+    history = command("history", "every alias change of a model: who, when, from, to, why")
+    history.add_argument("name", metavar="NAME")
+
+    promote = command(
+        "promote",
+        "give a model version an alias (staging, production, …), if its gates pass",
+    )
+    promote.add_argument("name", metavar="NAME", help="registered model name")
+    promote.add_argument("version", metavar="VERSION", help="version number")
+    promote.add_argument("--to", metavar="ALIAS", required=True, help="alias to give, e.g. staging or production")
+    promote.add_argument("--reason", metavar="TEXT", help="why; recorded with the change")
+    promote.add_argument("--force", action="store_true", help="override failed gates (needs --reason)")
+
+    demote = command("demote", "take an alias away from a model")
+    demote.add_argument("name", metavar="NAME")
+    demote.add_argument("alias", metavar="ALIAS")
+    demote.add_argument("--reason", metavar="TEXT", help="why; recorded with the change")
+
+    audit = command("audit", "who did what to which object, newest first")
+    audit.add_argument("--object", metavar="NAME", help="a run id or a model or experiment name")
+    audit.add_argument("--user", metavar="USER", help="only this user's actions")
+    audit.add_argument("--limit", metavar="N", type=int, default=50, help="at most N entries (default: 50)")
+
+    command(
+        "demo",
+        "train three models, track them, register the best, promote it and load it back",
+    )
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from .errors import MlopsError
+
+    try:
+        if args.command != "demo":
+            from . import api
+
+            api.connect(args.registry)
+        HANDLERS[args.command](args)
+    except MlopsError as error:
+        print(f"mlops: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _when(seconds):
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_table(rows, columns):
+    """Rows of dicts as aligned text columns."""
+    if not rows:
+        print("(none)")
+        return
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    print("  ".join(column.ljust(width) for column, width in zip(columns, widths)).rstrip())
+    for line in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+
+
+def _cell(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _runs(args):
+    from . import api
+
+    rows = api.search_runs(args.filter, experiment=args.experiment, order_by=args.sort, limit=args.limit, output="list")
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    metric_keys = sorted({key for row in rows for key in row["metrics"]})
+    # Params can be dozens per run: show those the filter or sort names (JSON has them all).
+    named = set(re.findall(r"params\.([\w./:-]+)", f"{args.filter or ''} {args.sort or ''}"))
+    param_keys = sorted({key for row in rows for key in row["params"]} & named)
+    flat = [
+        {
+            "run": row["id"][:8],
+            "name": row["name"],
+            "experiment": row["experiment"],
+            "status": row["status"],
+            "started": _when(row["start_time"]),
+            **{f"metrics.{k}": row["metrics"].get(k) for k in metric_keys},
+            **{f"params.{k}": row["params"].get(k) for k in param_keys},
+        }
+        for row in rows
+    ]
+    columns = ["run", "name", "experiment", "status", "started"]
+    columns += [f"metrics.{k}" for k in metric_keys] + [f"params.{k}" for k in param_keys]
+    if args.format == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, columns)
+        writer.writeheader()
+        writer.writerows(flat)
+    else:
+        print_table(flat, columns)
+
+
+def _show(args):
+    from . import api
+
+    run = api.get_run(args.run)
+    if args.format == "json":
+        print(json.dumps(run, indent=2, default=str))
+        return
+    for field in ("id", "name", "experiment", "status", "user", "parent_run_id", "notebook_path",
+                  "source_path", "git_commit", "python_version", "code_hash"):
+        print(f"{field:<14} {run[field] if run[field] is not None else '-'}")
+    print(f"{'started':<14} {_when(run['start_time'])}")
+    print(f"{'ended':<14} {_when(run['end_time'])}")
+    for kind in ("params", "metrics", "tags"):
+        if run[kind]:
+            print(f"\n{kind}")
+            for key, value in sorted(run[kind].items()):
+                print(f"  {key:<20} {_cell(value)}")
+    if run["datasets"]:
+        print("\ndatasets")
+        for dataset in run["datasets"]:
+            shape = "x".join(str(n) for n in dataset["schema"]["shape"])
+            print(f"  {dataset['name']:<20} {dataset['context']:<10} {shape:<12} {dataset['digest'][:12]}")
+    if run["artifacts"]:
+        print("\nartifacts")
+        for artifact in run["artifacts"]:
+            print(f"  {artifact['path']:<30} {artifact['size']:>10} B  {artifact['sha256'][:12]}")
+
+
+def _experiments(args):
+    from . import api
+
+    print_table(api.list_experiments(), ["name", "runs", "created_by"])
+
+
+def _models(args):
+    from . import api
+
+    if args.name is None:
+        rows = [
+            {**model, "aliases": ", ".join(f"{a}=v{v}" for a, v in sorted(model["aliases"].items())) or "-"}
+            for model in api.list_models()
+        ]
+        print_table(rows, ["name", "latest_version", "aliases", "created_by"])
+        return
+    rows = [
+        {
+            "version": version["version"],
+            "aliases": ", ".join(version["aliases"]) or "-",
+            "run": (version["run_id"] or "-")[:8],
+            "class": version["model_class"].rsplit(".", 1)[-1],
+            "metrics": ", ".join(f"{k}={_cell(v)}" for k, v in sorted(version["metrics"].items())) or "-",
+            "created": _when(version["created_at"]),
+        }
+        for version in api.list_versions(args.name)
+    ]
+    print_table(rows, ["version", "aliases", "run", "class", "metrics", "created"])
+
+
+def _history(args):
+    from . import api
+
+    rows = [
+        {
+            **entry,
+            "when": _when(entry["at"]),
+            "from": f"v{entry['from_version']}" if entry["from_version"] else "-",
+            "to": f"v{entry['to_version']}" if entry["to_version"] else "-",
+            "forced": "yes" if entry["forced"] else "",
+        }
+        for entry in api.model_history(args.name)
+    ]
+    print_table(rows, ["when", "alias", "from", "to", "user", "forced", "reason"])
+
+
+def _promote(args):
+    from . import api
+
+    result = api.promote(args.name, args.version, args.to, reason=args.reason, force=args.force)
+    if not result["changed"]:
+        print(f"{args.name} v{result['to_version']} already holds {result['alias']}; nothing changed")
+        return
+    previous = f"v{result['from_version']}" if result["from_version"] else "nobody"
+    print(f"{args.name}@{result['alias']}: {previous} -> v{result['to_version']}")
+    for verdict in result["verdicts"]:
+        print(f"  {'passed' if verdict['passed'] else 'FAILED (forced)'}  {verdict['gate']}: {verdict['message']}")
+
+
+def _demote(args):
+    from . import api
+
+    result = api.demote(args.name, args.alias, reason=args.reason)
+    print(f"{args.name}@{result['alias']}: v{result['from_version']} -> nobody")
+
+
+def _audit(args):
+    from . import api
+
+    rows = [
+        {**entry, "when": _when(entry["at"]), "detail": json.dumps(entry["detail"]) if entry["detail"] else ""}
+        for entry in api.audit(args.object, user=args.user, limit=args.limit)
+    ]
+    print_table(rows, ["when", "user", "action", "object_type", "object_name", "detail"])
+
+
+def _demo(args):
+    from .demo import run_demo
+
+    run_demo(args.registry)
+
+
+HANDLERS = {
+    "runs": _runs,
+    "show": _show,
+    "experiments": _experiments,
+    "models": _models,
+    "history": _history,
+    "promote": _promote,
+    "demote": _demote,
+    "audit": _audit,
+    "demo": _demo,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())
