@@ -49,7 +49,7 @@ def build_parser():
     )
     runs.add_argument("--experiment", metavar="NAME", action="append", help="only this experiment (repeatable)")
     runs.add_argument("--filter", metavar="EXPR", help="filter expression (see examples above)")
-    runs.add_argument("--sort", metavar="KEY", help="e.g. 'metrics.auc desc' or '-start_time'")
+    runs.add_argument("--sort", metavar="KEY", help="e.g. 'metrics.auc desc, start_time' or --sort=-metrics.auc")
     runs.add_argument("--limit", metavar="N", type=int, default=50, help="at most N runs (default: 50)")
     runs.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
 
