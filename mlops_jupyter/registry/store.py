@@ -181,13 +181,13 @@ class Store:
     def set_info_if_missing(self, key, value):
         """Record a fact once; return the value that is recorded (first writer wins)."""
         with self._write() as connection:
-            existing = connection.execute(
+            connection.execute(
+                self._insert(registry_info).on_conflict_do_nothing(index_elements=["key"]),
+                {"key": key, "value": value},
+            )
+            return connection.execute(
                 sa.select(registry_info.c.value).where(registry_info.c.key == key)
-            ).scalar()
-            if existing is not None:
-                return existing
-            connection.execute(sa.insert(registry_info), {"key": key, "value": value})
-            return value
+            ).scalar_one()
 
     # ---- experiments ----------------------------------------------------------------------
 
@@ -198,24 +198,23 @@ class Store:
         return self._experiment_ids[name]
 
     def _get_or_create_experiment(self, name, user):
+        lookup = sa.select(experiments.c.id).where(experiments.c.name == name)
         with self._read() as connection:
-            found = connection.execute(
-                sa.select(experiments.c.id).where(experiments.c.name == name)
-            ).scalar()
+            found = connection.execute(lookup).scalar()
         if found is not None:
             return found
         with self._write() as connection:
-            found = connection.execute(
-                sa.select(experiments.c.id).where(experiments.c.name == name)
-            ).scalar()
-            if found is not None:
-                return found
-            experiment_id = connection.execute(
-                sa.insert(experiments).returning(experiments.c.id),
+            # Two kernels may create the same experiment at once: the second insert does nothing.
+            created = connection.execute(
+                self._insert(experiments)
+                .on_conflict_do_nothing(index_elements=["name"])
+                .returning(experiments.c.id),
                 {"name": name, "created_at": time.time(), "created_by": user},
-            ).scalar_one()
+            ).scalar()
+            if created is None:
+                return connection.execute(lookup).scalar_one()
             self._audit(connection, user, "create", "experiment", name)
-            return experiment_id
+            return created
 
     def experiment_ids(self, names):
         with self._read() as connection:
@@ -516,13 +515,16 @@ class Store:
         now = time.time()
         with self._write() as connection:
             model_id = connection.execute(
-                sa.select(registered_models.c.id).where(registered_models.c.name == name)
+                self._insert(registered_models)
+                .on_conflict_do_nothing(index_elements=["name"])
+                .returning(registered_models.c.id),
+                {"name": name, "created_at": now, "created_by": user},
             ).scalar()
-            if model_id is None:
+            if model_id is None:  # it exists (perhaps made a moment ago by a colleague)
                 model_id = connection.execute(
-                    sa.insert(registered_models).returning(registered_models.c.id),
-                    {"name": name, "created_at": now, "created_by": user},
+                    sa.select(registered_models.c.id).where(registered_models.c.name == name)
                 ).scalar_one()
+            else:
                 self._audit(connection, user, "create", "model", name)
             self._lock_model(connection, model_id)
             if primary_metric is not None or higher_is_better is not None:

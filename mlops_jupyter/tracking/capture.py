@@ -123,13 +123,19 @@ def notebook_path():
     return path if path and path.endswith(".ipynb") else None
 
 
-def process_start_time(pid):
-    """When ``pid`` started (seconds since boot, from /proc), so a reused pid is not taken for the owner."""
+def _proc_stat(pid):
+    """``(state, start time in seconds since boot)`` of a process, from /proc; None off Linux."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return fields[0], int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_start_time(pid):
+    """When ``pid`` started, so a reused pid is not taken for the run's owner."""
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
 
 
 def owner():
@@ -148,11 +154,14 @@ def is_alive(pid, started):
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    now_started = process_start_time(pid)
-    if started is None or now_started is None:
-        return True
-    return abs(now_started - started) < 0.5
+        pass  # another user's process: it exists
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True  # no /proc to ask: the pid exists, so assume it is the owner
+    state, now_started = stat
+    if state in ("Z", "X"):  # killed, not yet reaped by its parent
+        return False
+    return started is None or abs(now_started - started) < 0.5
 
 
 def capture(code=None, source_path=None):
