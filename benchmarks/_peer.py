@@ -345,7 +345,8 @@ def parse_args(description):
 
 def finish(args, figure, title, rows, notes=(), command=None):
     """Print the figure's table and notes; write them as JSON when asked."""
-    command = command or "python benchmarks/" + Path(sys.argv[0]).name + (" --quick" if args.quick else "")
+    command = command or ".venv/bin/python benchmarks/" + Path(sys.argv[0]).name + (" --quick" if args.quick else "") + (
+        " --no-peer" if args.no_peer else "")
     result = {"figure": figure, "title": title, "command": command, "rows": rows, "notes": list(notes),
               "quick": args.quick, "load_average_after": os.getloadavg()}
     print(f"\n## {figure}. {title}\n")

@@ -46,7 +46,8 @@ class Registry:
             root = self.store.get_info("artifact_root") or config.default_artifact_root(self.url)
         if config.sqlite_path(self.url) is None:
             # A shared database remembers where its first user put artifacts, so colleagues find them.
-            self.store.set_info_if_missing("artifact_root", root)
+            recorded = self.store.set_info_if_missing("artifact_root", root)
+            root = root if artifacts is not None else recorded
         self.artifacts = ArtifactStore(root)
 
     def __repr__(self):

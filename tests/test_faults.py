@@ -175,7 +175,7 @@ mlops.end_run()
 def test_concurrent_writers_lose_no_metric_point(request, tmp_path, spawn, backend, count):
     url = f"sqlite:///{tmp_path / 'registry.db'}" if backend == "sqlite" else request.getfixturevalue("pg_schema_url")
     # A registry already in use (its artifact root and experiment recorded): writing is what races.
-    # (First use by several kernels at once is test_first_use_*, below.)
+    # (First use by several kernels at once: test_kernels_opening_* and test_first_use_*, below.)
     mlops.connect(url)
     mlops.set_experiment("default")
 
@@ -200,10 +200,8 @@ def test_concurrent_writers_lose_no_metric_point(request, tmp_path, spawn, backe
 
 OPEN_FRESH = """
 import alembic.command  # what creating the schema needs, loaded before the race
-artifacts, experiment = sys.argv[1:]
 wait_for_go()
-mlops.connect(artifacts=artifacts)
-mlops.set_experiment(experiment)
+mlops.connect()
 with mlops.start_run() as run:
     mlops.log_metric("m", 1.0)
 say(run.id)
@@ -211,12 +209,8 @@ say(run.id)
 
 
 def test_kernels_opening_a_new_registry_at_once_agree_on_its_schema(fresh_url, spawn, tmp_path):
-    postgres = fresh_url.startswith("postgresql")
-    # On PostgreSQL each kernel names its artifact folder and its own experiment, which steers
-    # clear of the first-writer races that test_first_use_* reproduce; SQLite needs no such care.
-    artifacts = str(tmp_path / "artifacts")
-    names = [f"kernel{i}" if postgres else "default" for i in range(KERNELS)]
-    children = [spawn(OPEN_FRESH, fresh_url, artifacts, name) for name in names]
+    # All at once: the schema, PostgreSQL's recorded artifact root and the "default" experiment.
+    children = [spawn(OPEN_FRESH, fresh_url) for _ in range(KERNELS)]
     if fresh_url.startswith("sqlite"):
         (tmp_path / "fresh").mkdir()
         assert not (tmp_path / "fresh" / "registry.db").exists()
@@ -231,12 +225,14 @@ def test_kernels_opening_a_new_registry_at_once_agree_on_its_schema(fresh_url, s
         run_ids += lines
     assert schema_revision(fresh_url) == database.HEAD_REVISION
 
-    mlops.connect(fresh_url, artifacts=str(tmp_path / "artifacts"))
+    registry = mlops.connect(fresh_url)
+    if fresh_url.startswith("postgresql"):
+        assert registry.artifacts.root == str(tmp_path / ".mlops" / "artifacts")
     assert len(set(run_ids)) == KERNELS
     found = mlops.search_runs(output="list")
     assert sorted(row["id"] for row in found) == sorted(run_ids)
     assert all(row["status"] == "FINISHED" and row["metrics"] == {"m": 1.0} for row in found)
-    assert [e["name"] for e in mlops.list_experiments()] == sorted(set(names))
+    assert [e["name"] for e in mlops.list_experiments()] == ["default"]
 
 
 # ---------------------------------------------------------------- a kernel killed mid-run
@@ -392,13 +388,6 @@ def test_a_run_whose_pid_was_reused_by_another_process_is_crashed(registry, regi
     assert mlops.get_run(run.id)["status"] == "CRASHED"
 
 
-ZOMBIE_IS_ALIVE = (
-    "tracking/capture.py is_alive(): kill(pid, 0) succeeds and /proc/PID/stat keeps its start time for a "
-    "zombie, so a dead but unreaped owner counts as alive; check the state field ('Z'/'X' = dead)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=ZOMBIE_IS_ALIVE)
 def test_a_killed_kernel_not_yet_reaped_by_its_parent_shows_crashed(tmp_path, spawn):
     # E.g. a notebook's subprocess.Popen("python train.py") killed by the OOM killer: until the
     # notebook calls wait(), the dead child is a zombie, whose pid still answers kill(pid, 0).
@@ -412,11 +401,6 @@ def test_a_killed_kernel_not_yet_reaped_by_its_parent_shows_crashed(tmp_path, sp
 
 
 # ---------------------------------------------------------------- first use of a shared registry
-
-FIRST_USE_RACE = (
-    "PostgreSQL: Store.set_info_if_missing and Store._get_or_create_experiment check, then insert, "
-    "with no lock and no ON CONFLICT; the kernel that loses the race gets UniqueViolation"
-)
 
 
 def behind_an_uncommitted_insert(url, table, row, action):
@@ -455,10 +439,10 @@ def behind_an_uncommitted_insert(url, table, row, action):
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, raises=sa.exc.IntegrityError, reason=FIRST_USE_RACE)
 def test_first_use_of_a_shared_registry_by_two_kernels_records_one_artifact_root(pg_schema_url, tmp_path):
-    mlops.connect(pg_schema_url, artifacts=str(tmp_path / "mine"))  # the schema exists, no artifact root yet
-    mlops.disconnect()
+    engine = database.create_engine(pg_schema_url)
+    database.ensure_schema(engine)  # the schema exists, with no artifact root recorded yet
+    engine.dispose()
     theirs = str(tmp_path / "theirs")
     registry = behind_an_uncommitted_insert(
         pg_schema_url, registry_info, {"key": "artifact_root", "value": theirs}, lambda: mlops.connect(pg_schema_url)
@@ -467,8 +451,7 @@ def test_first_use_of_a_shared_registry_by_two_kernels_records_one_artifact_root
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, raises=sa.exc.IntegrityError, reason=FIRST_USE_RACE)
-def test_first_use_of_an_experiment_by_two_kernels_puts_both_runs_in_it(pg_schema_url, tmp_path):
+def test_first_use_of_an_experiment_by_two_kernels_shares_it(pg_schema_url, tmp_path):
     mlops.connect(pg_schema_url, artifacts=str(tmp_path / "artifacts"))
     row = {"name": "default", "created_at": time.time(), "created_by": "colleague"}
     run = behind_an_uncommitted_insert(pg_schema_url, experiments, row, mlops.start_run)
