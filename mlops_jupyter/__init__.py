@@ -38,3 +38,12 @@ def __getattr__(name):
 
 def __dir__():
     return sorted([*globals(), *__all__])
+
+
+def load_ipython_extension(shell):
+    """``%load_ext mlops_jupyter``: register ``%mlops`` / ``%%mlops``; nothing else loads yet."""
+    from .jupyter.magics import MlopsMagics
+
+    magics = MlopsMagics(shell=shell, parent=shell)
+    shell.register_magics(magics)
+    shell.configurables.append(magics)

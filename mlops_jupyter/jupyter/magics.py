@@ -1,0 +1,426 @@
+"""The ``%mlops`` / ``%%mlops`` magics: parse a command line, call the API, show the result.
+
+Every command is a method registered in ``COMMANDS`` with its own IPython
+``MagicArgumentParser``, so ``%mlops help CMD`` and ``%mlops?`` document every option.
+A user mistake (bad argument, unknown name, failed gate) becomes one ``UsageError`` line.
+"""
+
+import difflib
+import re
+import shlex
+import time
+from contextlib import nullcontext
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
+from traitlets import Bool, Int, Unicode, observe
+
+from .. import api
+from ..errors import MlopsError
+
+COMMANDS = {}  # name -> function(magics, args, cell)
+_IDENTIFIER_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def command(name, help, *arguments, cell=False):
+    """Register a ``%mlops NAME`` command with its arguments (``(args, kwargs)`` pairs)."""
+
+    def decorate(function):
+        parser = MagicArgumentParser(prog=f"{'%' if cell else ''}mlops {name}", description=help)
+        for args, kwargs in arguments:
+            parser.add_argument(*args, **kwargs)
+        function.parser = parser
+        function.help = help
+        COMMANDS[name] = function
+        return function
+
+    return decorate
+
+
+def arg(*args, **kwargs):
+    return args, kwargs
+
+
+def parse_pairs(pairs, what, numbers):
+    """``["a=1", "b=x"]`` as a dict; values are floats when ``numbers``, else text."""
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} must be written key=value, got {pair!r}")
+        if numbers:
+            try:
+                value = float(value)
+            except ValueError:
+                raise UsageError(f"metric {key!r} must be a number, got {value!r}") from None
+        parsed[key] = value
+    return parsed
+
+
+@magics_class
+class MlopsMagics(Magics):
+    """Settings of the ``%mlops`` magics; change them with ``%config MlopsMagics.NAME = value``."""
+
+    registry_url = Unicode(
+        "",
+        help="Registry to use: sqlite:///PATH or postgresql://USER@HOST/DB. Empty: $MLOPS_REGISTRY_URL, "
+        "else the nearest .mlops/registry.db above the working directory.",
+    ).tag(config=True)
+    default_experiment = Unicode("", help="Experiment new runs go into; empty keeps the API's default.").tag(
+        config=True
+    )
+    autolog = Bool(True, help="Log scikit-learn fits and scores inside %%mlops run cells.").tag(config=True)
+    display_limit = Int(50, help="Rows shown by table commands such as %mlops runs.").tag(config=True)
+    widgets = Bool(True, help="Show ipywidgets panels in a live kernel; HTML only when False.").tag(config=True)
+
+    def __init__(self, shell=None, **kwargs):
+        super().__init__(shell=shell, **kwargs)
+        self._configured = False
+
+    @observe("registry_url", "default_experiment")
+    def _settings_changed(self, change):
+        self._configured = False
+
+    def ensure_configured(self):
+        """Apply the settings to the API on first use, so loading the extension stays instant."""
+        if self._configured:
+            return
+        if self.registry_url:
+            api.connect(self.registry_url)
+        if self.default_experiment:
+            api.set_experiment(self.default_experiment)
+        self._configured = True
+
+    @property
+    def live(self):
+        from .display import is_live_kernel
+
+        return self.widgets and is_live_kernel(self.shell)
+
+    @line_cell_magic
+    def mlops(self, line, cell=None):
+        name, _, rest = line.strip().partition(" ")
+        name = name or "status"
+        function = COMMANDS.get(name)
+        if function is None:
+            close = difflib.get_close_matches(name, COMMANDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"unknown command {name!r}{hint}; %mlops help lists the commands")
+        if cell is not None and name != "run":
+            raise UsageError(f"%%mlops {name} is not a cell command; use %mlops {name} (only run takes a cell)")
+        try:
+            # POSIX splitting, so --filter 'metrics.auc > 0.8' arrives without its quotes.
+            words = shlex.split(rest)
+        except ValueError as error:
+            raise UsageError(f"cannot read the arguments: {error}") from None
+        args = function.parser.parse_args(words)
+        try:
+            self.ensure_configured()
+            return function(self, args, cell)
+        except MlopsError as error:
+            raise UsageError(str(error)) from None
+
+    def variable(self, name):
+        """A notebook variable by name, or ``obj.attribute`` path."""
+        if not _IDENTIFIER_PATH.match(name):
+            raise UsageError(f"{name!r} is not a variable name")
+        head, *attributes = name.split(".")
+        if head not in self.shell.user_ns:
+            raise UsageError(f"no variable {head!r} in the notebook")
+        value = self.shell.user_ns[head]
+        for attribute in attributes:
+            if not hasattr(value, attribute):
+                raise UsageError(f"{type(value).__name__} {head!r} has no attribute {attribute!r}")
+            value = getattr(value, attribute)
+        return value
+
+    def show(self, view):
+        """Display ``view``; a display failure is reported, never fatal to the command."""
+        from IPython.display import display
+
+        try:
+            display(view)
+        except Exception as error:  # the command already did its work; don't lose it to a repr
+            print(f"(could not display the result: {error})")
+
+
+# ---- commands ---------------------------------------------------------------------------
+
+
+@command("help", "Show the commands, or one command's options.", arg("topic", nargs="?", metavar="CMD"))
+def show_help(magics, args, cell):
+    if args.topic is None:
+        print(overview())
+        return
+    if args.topic not in COMMANDS:
+        close = difflib.get_close_matches(args.topic, COMMANDS, n=1)
+        raise UsageError(f"no command {args.topic!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    print(COMMANDS[args.topic].parser.format_help())
+
+
+@command("status", "Registry URL, user, active experiment and run.")
+def status(magics, args, cell):
+    from ..config import current_user, redact
+    from .display import status_view
+
+    registry = api.current_registry()
+    run = api.active_run()
+    info = {
+        "registry": redact(registry.url),
+        "artifacts": registry.artifacts.root,
+        "user": current_user(),
+        "experiment": api.active_experiment(),
+        "active_run": {"id": run.id, "name": run.name} if run else None,
+        "counts": api.registry_counts(),
+    }
+    magics.show(status_view(info))
+    return info
+
+
+@command(
+    "connect",
+    "Choose the registry (sqlite:///PATH or postgresql://USER@HOST/DB).",
+    arg("url", metavar="URL"),
+    arg("--artifacts", metavar="URL", help="artifact store: a folder or an fsspec URL"),
+)
+def connect(magics, args, cell):
+    registry = api.connect(args.url, artifacts=args.artifacts)
+    magics.registry_url = args.url
+    magics._configured = True
+    print(f"connected to {registry.url}; artifacts in {registry.artifacts.root}")
+    return registry
+
+
+@command("experiment", "Set the active experiment (created if missing).", arg("name", metavar="NAME"))
+def experiment(magics, args, cell):
+    api.set_experiment(args.name)
+    print(f"experiment: {args.name}")
+
+
+@command(
+    "run",
+    "As a cell magic, run the cell inside a run; as a line magic, `run start [NAME]` / `run end`.",
+    arg("name", nargs="*", metavar="NAME", help="cell: the run's name; line: start [NAME] or end"),
+    arg("--tags", nargs="+", default=[], metavar="K=V", help="tags for the run"),
+    arg("--no-autolog", action="store_true", help="don't log scikit-learn fits and scores"),
+    arg("--status", default="FINISHED", help="with `run end`: FINISHED, FAILED or KILLED"),
+    cell=True,
+)
+def run(magics, args, cell):
+    tags = parse_pairs(args.tags, "tag", numbers=False)
+    if cell is not None:
+        if len(args.name) > 1:
+            raise UsageError(f"a run has one name, got {' '.join(args.name)!r}; quote it or use dashes")
+        return run_cell(magics, args.name[0] if args.name else None, tags, cell, not args.no_autolog)
+    action, *rest = args.name or ["?"]
+    if action == "start":
+        if len(rest) > 1:
+            raise UsageError("usage: %mlops run start [NAME] [--tags K=V ...]")
+        active = api.active_run()
+        if active is not None:
+            raise UsageError(f"run {active.name} is active; end it with %mlops run end first")
+        started = api.start_run(rest[0] if rest else None, tags=tags)
+        print(f"run {started.name} ({started.id[:8]}) started in experiment {started.experiment}")
+        return started
+    if action == "end":
+        active = api.active_run()
+        if active is None:
+            raise UsageError("no active run to end")
+        api.end_run(args.status.upper())
+        magics.show(_summary(active.id))
+        return None
+    raise UsageError("as a line magic, use `%mlops run start [NAME]` or `%mlops run end`; %%mlops run runs a cell")
+
+
+def run_cell(magics, name, tags, cell, autolog):
+    """Run ``cell`` through the shell inside a new run; a failing cell fails the run."""
+    started = time.perf_counter()
+    active = api.start_run(name, tags=tags, code=cell)
+    if autolog and magics.autolog:
+        from ..tracking.autolog import autolog as autolog_context
+
+        logging = autolog_context(active, magics.shell.user_ns)
+    else:
+        logging = nullcontext()
+    try:
+        with logging:
+            result = magics.shell.run_cell(cell, store_history=False)
+    except BaseException:
+        api.end_run("FAILED", run=active)
+        raise
+    error = result.error_in_exec or result.error_before_exec
+    status = "FINISHED" if error is None else ("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+    api.end_run(status, run=active)
+    magics.show(_summary(active.id, time.perf_counter() - started))
+    if error is not None:
+        # One line after the cell's own traceback, and an error status so "Run All" stops here.
+        raise UsageError(f"run {active.name} ({active.id[:8]}) marked {status}: {type(error).__name__}: {error}")
+    return None
+
+
+def _summary(run_id, duration=None):
+    from .display import run_summary_view
+
+    return run_summary_view(api.get_run(run_id), duration=duration)
+
+
+@command(
+    "log",
+    "Log metrics (numbers) to the active run.",
+    arg("pairs", nargs="+", metavar="K=V"),
+    arg("--step", type=int, help="the step these values belong to (default: counts up per metric)"),
+)
+def log(magics, args, cell):
+    api.log_metrics(parse_pairs(args.pairs, "a metric", numbers=True), step=args.step)
+
+
+@command("param", "Log params to the active run.", arg("pairs", nargs="+", metavar="K=V"))
+def param(magics, args, cell):
+    api.log_params(parse_pairs(args.pairs, "a param", numbers=False))
+
+
+@command(
+    "runs",
+    "Runs as a table; e.g. --filter \"metrics.auc > 0.8 and params.model = 'rf'\".",
+    arg("--experiment", metavar="E", help="only this experiment (default: the active one; 'all' for every one)"),
+    arg("--filter", metavar="EXPR", help="filter expression"),
+    arg("--sort", metavar="KEY", help="e.g. 'metrics.auc desc'"),
+    arg("--limit", type=int, metavar="N", help="at most N runs (default: display_limit)"),
+)
+def runs(magics, args, cell):
+    from .display import rich_frame, runs_frame_view
+
+    experiment = args.experiment or api.active_experiment()
+    experiment = None if experiment == "all" else experiment
+    limit = args.limit or magics.display_limit
+
+    def query(filter, order_by):
+        return api.search_runs(filter, experiment=experiment, order_by=order_by, limit=limit)
+
+    frame = query(args.filter, args.sort)
+    live = magics.live
+    return rich_frame(
+        frame,
+        lambda f: runs_frame_view(f, live=live, query=query, limit=limit, filter=args.filter, order_by=args.sort),
+    )
+
+
+@command("compare", "Runs side by side: params, metrics, and metric curves as plots.", arg("runs", nargs="+", metavar="RUN"))
+def compare(magics, args, cell):
+    from .display import Progress, compare_view, rich_frame
+
+    if len(args.runs) < 2:
+        raise UsageError("compare needs at least two runs")
+    recorded, histories = [], {}
+    with Progress(len(args.runs), "loading runs", live=magics.live) as progress:
+        for reference in args.runs:
+            found = api.get_run(reference)
+            recorded.append(found)
+            histories[found["id"]] = {key: api.get_metric_history(found["id"], key) for key in found["metrics"]}
+            progress.update()
+    import pandas
+
+    table = pandas.DataFrame(
+        {
+            f"{r['name']} ({r['id'][:8]})": {
+                **{f"params.{k}": v for k, v in r["params"].items()},
+                **{f"metrics.{k}": v for k, v in r["metrics"].items()},
+            }
+            for r in recorded
+        }
+    )
+    live = magics.live
+    return rich_frame(table, lambda _: compare_view(recorded, histories, live=live))
+
+
+@command(
+    "register",
+    "Register a fitted model held in a notebook variable as a new version.",
+    arg("variable", metavar="VAR", help="the variable holding the fitted model (or VAR.attribute)"),
+    arg("--name", required=True, help="registered model name"),
+    arg("--run", metavar="RUN", help="the run it came from (default: the active run, else the last one)"),
+    arg("--primary-metric", metavar="METRIC", help="the metric promotion gates compare"),
+    arg("--description", metavar="TEXT"),
+)
+def register(magics, args, cell):
+    model = magics.variable(args.variable)
+    run_reference = args.run
+    if run_reference is None and api.active_run() is None:
+        latest = api.search_runs(experiment=api.active_experiment(), limit=1, output="list")
+        run_reference = latest[0]["id"] if latest else None
+    version = api.register_model(
+        model, args.name, run=run_reference, primary_metric=args.primary_metric, description=args.description
+    )
+    source = f" from run {version['run_id'][:8]}" if version["run_id"] else ""
+    print(f"registered {args.name} version {version['version']}{source}")
+    return version
+
+
+@command(
+    "promote",
+    "Give a model version an alias, if the promotion gates pass.",
+    arg("name", metavar="NAME"),
+    arg("version", metavar="VERSION"),
+    arg("--to", required=True, metavar="ALIAS", help="staging, production or any alias"),
+    arg("--reason", metavar="TEXT", help="why; recorded"),
+    arg("--force", action="store_true", help="override failed gates (needs --reason)"),
+)
+def promote(magics, args, cell):
+    result = api.promote(args.name, args.version, args.to, reason=args.reason, force=args.force)
+    if result["changed"]:
+        previous = f"v{result['from_version']}" if result["from_version"] else "nobody"
+        print(f"{args.name}@{result['alias']}: {previous} -> v{result['to_version']}")
+    else:
+        print(f"{args.name} v{result['to_version']} already holds {result['alias']}")
+    return result
+
+
+@command(
+    "demote",
+    "Take an alias away from a model.",
+    arg("name", metavar="NAME"),
+    arg("alias", metavar="ALIAS"),
+    arg("--reason", metavar="TEXT"),
+)
+def demote(magics, args, cell):
+    result = api.demote(args.name, args.alias, reason=args.reason)
+    print(f"{args.name}@{result['alias']}: v{result['from_version']} -> nobody")
+    return result
+
+
+@command("models", "Registered models, or one model's versions with promote actions.", arg("name", nargs="?", metavar="NAME"))
+def models(magics, args, cell):
+    import pandas
+
+    from .display import models_view, rich_frame, versions_view
+
+    live = magics.live
+    if args.name is None:
+        listed = api.list_models()
+        return rich_frame(pandas.DataFrame(listed), lambda _: models_view(listed, live=live))
+    versions = api.list_versions(args.name)
+    history = api.model_history(args.name)
+    return rich_frame(
+        pandas.DataFrame(versions), lambda _: versions_view(args.name, versions, history, live=live, api=api)
+    )
+
+
+@command("load", "The model object for NAME@ALIAS or NAME/VERSION.", arg("reference", metavar="NAME@ALIAS"))
+def load(magics, args, cell):
+    return api.load_model(args.reference)
+
+
+def overview():
+    lines = ["%mlops COMMAND [options]  — `%mlops help COMMAND` shows one command's options", ""]
+    for name, function in COMMANDS.items():
+        lines.append(f"  {name:<11} {function.help}")
+    lines += [
+        "",
+        "Line magics expand $var and {expression}. Table commands return their value: df = %mlops runs.",
+        "Settings: %config MlopsMagics.autolog = False (also registry_url, default_experiment, display_limit, widgets).",
+    ]
+    return "\n".join(lines)
+
+
+MlopsMagics.mlops.__doc__ = overview()
