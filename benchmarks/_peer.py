@@ -19,6 +19,7 @@ import os
 import platform
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -197,8 +198,19 @@ class Worker:
         return False
 
 
+def _die_with_parent():
+    """Linux: have the kernel end this worker when the orchestrating script dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def serve(script, side):
     """Worker main loop: one JSON request a line in, one JSON reply a line out."""
+    _die_with_parent()
     # Keep the protocol on a private copy of stdout; whatever the libraries print goes to stderr.
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -335,11 +347,15 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
-def parse_args(description):
+def parse_args(description, *extra):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", metavar="PATH", help="also write the result as JSON (run_all uses it)")
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke test of the script, not a figure")
     parser.add_argument("--no-peer", action="store_true", help="measure ours only (no MLflow venv)")
+    for option, kwargs in extra:
+        parser.add_argument(option, **kwargs)
+    # Stopped (SIGTERM): unwind normally, so workers stop and temporary folders are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return parser.parse_args()
 
 

@@ -465,21 +465,21 @@ class Store:
             raise NotFound(f"no run with id {run_id!r}") from None
 
     def log_dataset(self, run_id, name, context, digest, rows, schema, user):
-        with self._write() as connection:
-            self._require_run(connection, run_id)
-            connection.execute(
-                sa.insert(datasets),
-                {
-                    "run_id": run_id,
-                    "name": name,
-                    "context": context,
-                    "digest": digest,
-                    "rows": rows,
-                    "schema": _json(schema),
-                    "logged_at": time.time(),
-                },
-            )
-            self._audit(connection, user, "log_dataset", "run", run_id, {"name": name, "digest": digest})
+        row = {
+            "run_id": run_id,
+            "name": name,
+            "context": context,
+            "digest": digest,
+            "rows": rows,
+            "schema": _json(schema),
+            "logged_at": time.time(),
+        }
+        try:
+            with self._driver_write() as cursor:
+                self._execute_prepared(cursor, "log_dataset", lambda: sa.insert(datasets), [row])
+                self._audit_prepared(cursor, user, "log_dataset", "run", run_id, {"name": name, "digest": digest})
+        except self._integrity_errors:
+            raise NotFound(f"no run with id {run_id!r}") from None
 
     def record_artifact(self, run_id, path, sha256, size, user):
         with self._write() as connection:

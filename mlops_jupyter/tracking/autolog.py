@@ -401,7 +401,11 @@ def _log_estimator_params(session, estimator, prefix):
 
 
 def _log_training_score(session, estimator, X, y, prefix):
-    score = estimator.score(X, y)
+    import sklearn
+
+    # The data was just validated by fit: skip re-validating it (that costs more than the predict).
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        score = estimator.score(X, y)
     if _is_number(score):
         _log_metrics(session, {f"{prefix}training_score": score})
 

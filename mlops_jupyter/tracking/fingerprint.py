@@ -24,10 +24,32 @@ def _pandas_fingerprint(pandas, data):
     columns = {str(name): str(dtype) for name, dtype in frame.dtypes.items()}
     digest = hashlib.sha256()
     digest.update(repr(sorted(columns.items())).encode())
-    # One 64-bit hash per row, vectorised, then one sha256 over those: fast on millions of rows.
-    digest.update(pandas.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    _update_with_values(pandas, digest, frame.index)
+    if len(set(frame.dtypes)) == 1 and _is_plain_numeric(pandas, frame.dtypes.iloc[0]):
+        import numpy
+
+        # One dtype, one block: hash it in a single pass instead of column by column.
+        digest.update(numpy.ascontiguousarray(frame.to_numpy()).view(numpy.uint8))
+    else:
+        for position in range(frame.shape[1]):
+            _update_with_values(pandas, digest, frame.iloc[:, position])
     schema = {"kind": type(data).__name__, "shape": list(frame.shape), "columns": columns}
     return digest.hexdigest(), int(frame.shape[0]), schema
+
+
+def _update_with_values(pandas, digest, values):
+    """Feed one column (or the index) to the hash: raw bytes for plain numbers, pandas' hasher otherwise."""
+    if _is_plain_numeric(pandas, values.dtype):
+        import numpy
+
+        digest.update(numpy.ascontiguousarray(values.to_numpy()).view(numpy.uint8))
+    else:
+        # Strings, categories, nullable types: one 64-bit hash per value, vectorised.
+        digest.update(pandas.util.hash_pandas_object(values, index=False).to_numpy().tobytes())
+
+
+def _is_plain_numeric(pandas, dtype):
+    return not isinstance(dtype, pandas.api.extensions.ExtensionDtype) and dtype.kind in "biufcmM"
 
 
 def _array_fingerprint(numpy, array):
