@@ -141,10 +141,10 @@ def start_run(name=None, *, experiment=None, tags=None, parent=None, code=None, 
     store = _store()
     experiment_id = store.get_or_create_experiment(experiment, user)
     parent_id = _run_id(parent) if parent is not None else (_active_runs[-1].id if _active_runs else None)
-    provenance = capture.capture(code, source_path)
+    provenance, code = capture.capture(code, source_path)
     provenance["packages"] = json.dumps(provenance["packages"])
     run_id = store.create_run(
-        experiment_id, name, user, parent_run_id=parent_id, capture=provenance, owner=capture.owner()
+        experiment_id, name, user, parent_run_id=parent_id, capture=provenance, owner=capture.owner(), code=code
     )
     run = Run(run_id, name or run_id[:8], experiment)
     if clean_tags:

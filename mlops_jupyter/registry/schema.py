@@ -38,7 +38,7 @@ runs = sa.Table(
     sa.Column("parent_run_id", sa.String(32), sa.ForeignKey("runs.id")),
     sa.Column("notebook_path", sa.Text),
     sa.Column("source_path", sa.Text),
-    sa.Column("code", sa.Text),
+    # The run's code lives once per distinct text in code_snapshots, keyed by this hash.
     sa.Column("code_hash", sa.String(64)),
     sa.Column("git_commit", sa.String(64)),
     sa.Column("python_version", sa.String(64)),
@@ -54,6 +54,14 @@ runs = sa.Table(
     sa.Index("ix_runs_name", "name"),
     sa.Index("ix_runs_user", "user"),
     sa.Index("ix_runs_parent", "parent_run_id"),
+)
+
+# A script re-run a thousand times is stored once.
+code_snapshots = sa.Table(
+    "code_snapshots",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("code", sa.Text, nullable=False),
 )
 
 params = sa.Table(

@@ -25,6 +25,7 @@ from .schema import (
     aliases,
     artifacts,
     audit_log,
+    code_snapshots,
     datasets,
     experiments,
     latest_metrics,
@@ -244,7 +245,8 @@ class Store:
 
     # ---- runs -----------------------------------------------------------------------------
 
-    def create_run(self, experiment_id, name, user, *, parent_run_id=None, capture=None, owner=None):
+    def create_run(self, experiment_id, name, user, *, parent_run_id=None, capture=None, owner=None, code=None):
+        """Insert a RUNNING run; ``code`` is stored once per distinct text under ``capture["code_hash"]``."""
         run_id = uuid.uuid4().hex
         row = {
             "id": run_id,
@@ -259,6 +261,13 @@ class Store:
         }
         try:
             with self._driver_write() as cursor:
+                if code is not None:
+                    self._execute_prepared(
+                        cursor,
+                        "code_snapshot",
+                        lambda: self._insert(code_snapshots).on_conflict_do_nothing(index_elements=["sha256"]),
+                        [{"sha256": row["code_hash"], "code": code}],
+                    )
                 self._execute_prepared(cursor, "create_run", lambda: sa.insert(runs), [row])
                 self._audit_prepared(cursor, user, "start", "run", run_id, {"name": row["name"]})
         except self._integrity_errors:
@@ -322,6 +331,9 @@ class Store:
                 raise NotFound(f"no run with id {run_id!r}")
             run = dict(row)
             run["packages"] = json.loads(run["packages"]) if run["packages"] else {}
+            run["code"] = connection.execute(
+                sa.select(code_snapshots.c.code).where(code_snapshots.c.sha256 == run["code_hash"])
+            ).scalar()
             (extras,) = self._run_extras(connection, [run_id]).values()
             run.update(extras)
             run["artifacts"] = [

@@ -165,15 +165,15 @@ def is_alive(pid, started):
 
 
 def capture(code=None, source_path=None):
-    """The provenance columns of a new run."""
+    """``(provenance columns of a new run, the code to snapshot or None)``."""
     if code is None and source_path is None:
         source_path, code = script_source()
-    return {
+    columns = {
         "notebook_path": notebook_path(),
         "source_path": source_path,
-        "code": code,
         "code_hash": code_hash(code) if code is not None else None,
         "git_commit": git_commit(),
         "python_version": platform.python_version(),
         "packages": imported_packages(),
     }
+    return columns, code

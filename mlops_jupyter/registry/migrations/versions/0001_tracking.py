@@ -1,4 +1,4 @@
-"""Tracking: experiments, runs, params, metrics (with latest values), tags, artifacts, datasets, audit.
+"""Tracking: experiments, runs, code snapshots, params, metrics (with latest values), tags, artifacts, datasets, audit.
 
 Revision ID: 0001
 Revises:
@@ -67,7 +67,6 @@ def upgrade():
         sa.Column("parent_run_id", sa.String(32), sa.ForeignKey("runs.id")),
         sa.Column("notebook_path", sa.Text),
         sa.Column("source_path", sa.Text),
-        sa.Column("code", sa.Text),
         sa.Column("code_hash", sa.String(64)),
         sa.Column("git_commit", sa.String(64)),
         sa.Column("python_version", sa.String(64)),
@@ -86,6 +85,11 @@ def upgrade():
     }.items():
         op.create_index(name, "runs", columns)
 
+    op.create_table(
+        "code_snapshots",
+        sa.Column("sha256", sa.String(64), primary_key=True),
+        sa.Column("code", sa.Text, nullable=False),
+    )
     op.create_table(
         "params",
         sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
