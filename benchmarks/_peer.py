@@ -263,6 +263,31 @@ def sqlite_url(path):
     return f"sqlite:///{Path(path).resolve()}"
 
 
+# ---- what both sides' workers share ------------------------------------------------------
+
+MODELS = ("rf", "lr", "gb", "svm")
+
+
+def run_values(index):
+    """Params and metrics of generated run ``index``, the same on both sides; auc spread over [0.5, 1)."""
+    auc = 0.5 + (index * 2_654_435_761 % 1_000_003) / 2_000_006
+    params = {"model": MODELS[index % 4], "lr": f"{0.001 * (1 + index % 10):g}", "depth": str(2 + index % 8)}
+    metrics = {"auc": auc, "loss": 1.0 - auc + (index % 13) / 100, "acc": 0.4 + (index % 50) / 100}
+    return params, metrics
+
+
+def open_mlflow(url, artifacts, experiment):
+    """In a Peer worker: MLflow on ``url`` (tracking and registry), quiet; ``(mlflow, experiment id)``."""
+    import logging
+
+    import mlflow
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    mlflow.set_tracking_uri(url)
+    mlflow.set_registry_uri(url)
+    return mlflow, mlflow.create_experiment(experiment, artifact_location=Path(artifacts).resolve().as_uri())
+
+
 # ---- statistics ---------------------------------------------------------------------------
 
 

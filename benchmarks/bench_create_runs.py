@@ -14,14 +14,7 @@ OURS_RUNS = 10_000
 PEER_RUNS = 300
 CHUNKS = 10
 TARGET_TOTAL_S = 2.0
-MODELS = ("rf", "lr", "gb", "svm")
-
-
-def run_values(index):
-    """The params and metrics of run number ``index``, the same on both sides."""
-    params = {"model": MODELS[index % 4], "lr": f"{0.001 * (1 + index % 10):g}", "depth": str(2 + index % 8)}
-    metrics = {"auc": 0.5 + (index * 7919 % 1000) / 2000, "loss": 1.0 / (1 + index % 97), "acc": (index % 100) / 100}
-    return params, metrics
+run_values = _peer.run_values
 
 
 class Ours:
@@ -57,15 +50,7 @@ class Ours:
 
 class Peer:
     def setup(self, url, artifacts):
-        import logging
-        from pathlib import Path
-
-        import mlflow
-
-        logging.getLogger("mlflow").setLevel(logging.ERROR)
-        self.mlflow = mlflow
-        mlflow.set_tracking_uri(url)
-        self.experiment = mlflow.create_experiment("create-runs-bench", artifact_location=Path(artifacts).as_uri())
+        self.mlflow, self.experiment = _peer.open_mlflow(url, artifacts, "create-runs-bench")
         self.create(5, 10**9)
 
     def create(self, n, first):

@@ -77,16 +77,8 @@ class Ours:
 
 class Peer:
     def setup(self, url, artifacts):
-        import logging
-        from pathlib import Path
-
-        import mlflow
-
-        logging.getLogger("mlflow").setLevel(logging.ERROR)
-        self.mlflow = mlflow
-        mlflow.set_tracking_uri(url)
-        experiment = mlflow.create_experiment("log-metric-bench", artifact_location=Path(artifacts).as_uri())
-        self.run = mlflow.start_run(experiment_id=experiment, run_name="log-metric-bench")
+        self.mlflow, experiment = _peer.open_mlflow(url, artifacts, "log-metric-bench")
+        self.run = self.mlflow.start_run(experiment_id=experiment, run_name="log-metric-bench")
         self.step = 0
         self.log(WARMUP)
 

@@ -62,18 +62,10 @@ class Ours:
 
 class Peer:
     def setup(self, url, artifacts, count):
-        import logging
-        from pathlib import Path
+        import mlflow.sklearn  # noqa: F401 - a notebook imports it before using it
 
-        import mlflow
-        import mlflow.sklearn
-
-        logging.getLogger("mlflow").setLevel(logging.ERROR)
-        self.mlflow = mlflow
-        mlflow.set_tracking_uri(url)
-        mlflow.set_registry_uri(url)
-        self.experiment = mlflow.create_experiment("models-bench", artifact_location=Path(artifacts).as_uri())
-        self.client = mlflow.tracking.MlflowClient()
+        self.mlflow, self.experiment = _peer.open_mlflow(url, artifacts, "models-bench")
+        self.client = self.mlflow.tracking.MlflowClient()
         self.models, self.sample = fitted_models(count)
 
     def cycle(self, index):

@@ -31,7 +31,6 @@ FILTER = "metrics.auc > 0.8 and params.model = 'rf'"
 ORDER = "metrics.auc desc"
 LIMIT = 100
 TARGETS_MS = {10_000: 20, 100_000: 50}
-MODELS = ("rf", "lr", "gb", "svm")
 BASE_TIME = 1_700_000_000.0
 CELL = """\
 from sklearn.ensemble import RandomForestClassifier
@@ -48,12 +47,7 @@ mlops.log_metrics({"auc": auc, "loss": 1 - auc, "acc": model.score(X_test, y_tes
 """
 
 
-def run_values(index):
-    """Params and metrics of run ``index``: the same on both sides, auc spread over [0.5, 1)."""
-    auc = 0.5 + (index * 2_654_435_761 % 1_000_003) / 2_000_006
-    params = {"model": MODELS[index % 4], "lr": f"{0.001 * (1 + index % 10):g}", "depth": str(2 + index % 8)}
-    metrics = {"auc": auc, "loss": 1.0 - auc + (index % 13) / 100, "acc": 0.4 + (index % 50) / 100}
-    return params, metrics
+run_values = _peer.run_values
 
 
 def top_aucs(values):
@@ -124,16 +118,10 @@ class Ours:
 
 class Peer:
     def setup(self, url, artifacts):
-        import logging
-        from pathlib import Path
-
-        import mlflow
         import sqlalchemy as sa
 
-        logging.getLogger("mlflow").setLevel(logging.ERROR)
-        self.mlflow = mlflow
-        mlflow.set_tracking_uri(url)
-        self.experiment = mlflow.create_experiment("search-bench", artifact_location=Path(artifacts).as_uri())
+        self.mlflow, self.experiment = _peer.open_mlflow(url, artifacts, "search-bench")
+        mlflow = self.mlflow
         params, metrics = run_values(0)
         with mlflow.start_run(experiment_id=self.experiment, run_name="run-0") as run:
             mlflow.log_params(params)

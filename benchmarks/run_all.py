@@ -20,7 +20,8 @@ from pathlib import Path
 
 import _peer
 
-SCRIPTS = ("bench_import.py", "bench_log_metric.py", "bench_create_runs.py", "bench_search.py", "bench_models.py")
+SCRIPTS = ("bench_import.py", "bench_log_metric.py", "bench_create_runs.py", "bench_search.py", "bench_models.py",
+           "bench_notebook.py")
 RESULTS = _peer.HERE / "RESULTS.md"
 MARKER = "<!-- generated above by run_all.py --write; written by hand below, kept on regeneration -->"
 OURS_PACKAGES = ("mlops-jupyter", "SQLAlchemy", "alembic", "pandas", "scikit-learn", "skops", "psycopg", "numpy")

@@ -22,18 +22,19 @@ __all__ = [*_API, *_ERRORS, "promotion_gates"]
 
 def __getattr__(name):
     if name in _API:
-        from . import api
+        from . import api as source
+    elif name in _ERRORS:
+        from . import errors as source
+    elif name == "promotion_gates":
+        from .models import gates
 
-        return getattr(api, name)
-    if name in _ERRORS:
-        from . import errors
-
-        return getattr(errors, name)
-    if name == "promotion_gates":
-        from .models.gates import DEFAULT_GATES
-
-        return DEFAULT_GATES
-    raise AttributeError(f"module 'mlops_jupyter' has no attribute {name!r}")
+        globals()[name] = gates.DEFAULT_GATES
+        return gates.DEFAULT_GATES
+    else:
+        raise AttributeError(f"module 'mlops_jupyter' has no attribute {name!r}")
+    value = getattr(source, name)
+    globals()[name] = value  # resolved once: later lookups are plain module attributes
+    return value
 
 
 def __dir__():

@@ -228,7 +228,7 @@ def run(magics, args, cell):
         if active is None:
             raise UsageError("no active run to end")
         api.end_run(args.status.upper())
-        magics.show(_summary(active.id))
+        magics.show(_summary(active))
         return None
     raise UsageError("as a line magic, use `%mlops run start [NAME]` or `%mlops run end`; %%mlops run runs a cell")
 
@@ -252,17 +252,17 @@ def run_cell(magics, name, tags, cell, autolog):
     error = result.error_in_exec or result.error_before_exec
     status = "FINISHED" if error is None else ("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
     api.end_run(status, run=active)
-    magics.show(_summary(active.id, time.perf_counter() - started))
+    magics.show(_summary(active, time.perf_counter() - started))
     if error is not None:
         # One line after the cell's own traceback, and an error status so "Run All" stops here.
         raise UsageError(f"run {active.name} ({active.id[:8]}) marked {status}: {type(error).__name__}: {error}")
     return None
 
 
-def _summary(run_id, duration=None):
+def _summary(run, duration=None):
     from .display import run_summary_view
 
-    return run_summary_view(api.get_run(run_id), duration=duration)
+    return run_summary_view(api.get_run(run), duration=duration)
 
 
 @command(

@@ -357,16 +357,25 @@ class Store:
         return run
 
     def _run_extras(self, connection, run_ids):
-        """Latest metrics, params and tags of many runs in three queries, whatever their number."""
+        """Latest metrics, params and tags of many runs in one query, whatever their number."""
         extras = {run_id: {"metrics": {}, "params": {}, "tags": {}} for run_id in run_ids}
         if not run_ids:
             return extras
-        for kind, table in (("metrics", latest_metrics), ("params", params), ("tags", tags)):
-            rows = connection.execute(
-                sa.select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(run_ids))
+        no_number, no_text = sa.null().cast(sa.Double), sa.null().cast(sa.Text)
+        query = sa.union_all(
+            *(
+                sa.select(sa.literal(kind).label("kind"), table.c.run_id, table.c.key, number, text).where(
+                    table.c.run_id.in_(run_ids)
+                )
+                for kind, table, number, text in (
+                    ("metrics", latest_metrics, latest_metrics.c.value, no_text),
+                    ("params", params, no_number, params.c.value),
+                    ("tags", tags, no_number, tags.c.value),
+                )
             )
-            for run_id, key, value in rows:
-                extras[run_id][kind][key] = _nan_from_null(value) if kind == "metrics" else value
+        )
+        for kind, run_id, key, number, text in connection.execute(query):
+            extras[run_id][kind][key] = _nan_from_null(number) if kind == "metrics" else text
         return extras
 
     def search_runs(self, filter=None, order_by=None, experiment_ids=None, limit=100, offset=0):

@@ -98,6 +98,7 @@ _run_states = OrderedDict()  # run key -> _RunState, most recently used last
 # Patch plan cache: (number of loaded sklearn modules) -> [(owner, attribute, original, replacement)]
 _plan_key = None
 _plan = ()
+_modules_seen = None  # len(sys.modules) when the plan was last checked
 _wrappers = {}  # (owner, attribute, id(original)) -> (original, replacement), so wrappers are made once
 _function_wrappers = {}  # id(original function) -> (original, wrapper)
 _wrapper_originals = {}  # id(wrapper) -> (wrapper, original)
@@ -228,7 +229,10 @@ def _unpatch(namespace, undo):
 
 def _patch_plan():
     """The estimator methods to patch, recomputed only when more sklearn modules are loaded."""
-    global _plan_key, _plan
+    global _plan_key, _plan, _modules_seen
+    if len(sys.modules) == _modules_seen:  # nothing imported since: the cheapest possible check
+        return _plan
+    _modules_seen = len(sys.modules)
     modules = [(name, module) for name, module in list(sys.modules.items()) if name.startswith("sklearn")]
     if len(modules) == _plan_key:
         return _plan

@@ -19,6 +19,7 @@ _distributions_by_module = None
 _packages_cache = (0, {})  # (len(sys.modules) when computed, result): modules are rarely unloaded
 
 
+@functools.lru_cache(maxsize=16)  # a script's source is hashed once, not at every run
 def code_hash(code):
     return hashlib.sha256(code.encode()).hexdigest()
 
@@ -61,14 +62,14 @@ def _distribution_versions(module_name):
 
 def git_commit(start=None):
     """The commit checked out in the repository around ``start``, read from .git without git."""
-    git_dir = _find_git_dir(str(Path(start or os.getcwd()).resolve()))
+    git_dir = _find_git_dir(str(start or os.getcwd()))
     return _read_head(git_dir) if git_dir is not None else None
 
 
 @functools.lru_cache(maxsize=64)
 def _find_git_dir(folder):
     # Cached: where the repository is does not change while a kernel runs; HEAD is read every time.
-    folder = Path(folder)
+    folder = Path(folder).resolve()
     for candidate in (folder, *folder.parents):
         git_dir = candidate / ".git"
         if git_dir.is_file():  # a worktree or submodule: "gitdir: PATH"
@@ -104,8 +105,9 @@ def _read_head(git_dir):
     return None  # a branch with no commits yet
 
 
+@functools.cache
 def script_source():
-    """The running script's path and text, when the process runs a .py file."""
+    """The running script's path and text, when the process runs a .py file (read once)."""
     path = getattr(sys.modules.get("__main__"), "__file__", None)
     if not path or not path.endswith(".py"):
         return None, None
