@@ -134,7 +134,7 @@ def main():
             (scratch / "mlflow-artifacts").mkdir()
             peer.call("setup", url=_peer.sqlite_url(scratch / "mlflow.db"))
             workers.append(("mlflow", peer))
-        for side, worker in workers:  # first calls pay for lazy imports and compiled statements
+        for _, worker in workers:  # first calls pay for lazy imports and compiled statements
             for kind in kinds:
                 worker.call("cell", kind=kind)
         for index in range(repetitions):

@@ -30,7 +30,7 @@ def run_cli(capsys, *args):
 def filled(registry, registry_url):
     """Two runs and a model 'churn' with v1 in production (auc 0.9) and a worse v2."""
     for name, auc in (("good", 0.9), ("worse", 0.7)):
-        with mlops.start_run(name, experiment="churn") as run:
+        with mlops.start_run(name, experiment="churn"):
             mlops.log_params({"model": name})
             mlops.log_metric("auc", auc)
             mlops.register_model({"name": name, "weights": [auc]}, "churn")

@@ -274,13 +274,13 @@ def _method_replacement(cls, attribute, original):
     cached = _wrappers.get(key)
     if cached is not None and cached[0] is original:
         return cached[1]
-    make = _score_wrapper if attribute == SCORE_METHOD else _fit_wrapper
+    after = _after_score if attribute == SCORE_METHOD else _after_fit
     if isinstance(original, types.FunctionType):
-        replacement = make(original)
+        replacement = _method_wrapper(original, after)
     elif isinstance(getattr(original, "fn", None), types.FunctionType) and hasattr(original, "__get__"):
         # A conditional method (sklearn's ``available_if``): same condition, wrapped function.
         replacement = copy.copy(original)
-        replacement.fn = make(original.fn)
+        replacement.fn = _method_wrapper(original.fn, after)
     else:
         return None
     _wrappers[key] = (original, replacement)
@@ -297,9 +297,11 @@ def _function_wrapper(original, make):
     return wrapper
 
 
-def _fit_wrapper(original):
+def _method_wrapper(original, after):
+    """``original`` that, called at top level inside a block, runs ``after`` on what happened."""
+
     @functools.wraps(original)
-    def fit(self, *args, **kwargs):
+    def method(self, *args, **kwargs):
         session = _session
         if session is None or session.depth:
             return original(self, *args, **kwargs)
@@ -308,27 +310,10 @@ def _fit_wrapper(original):
             result = original(self, *args, **kwargs)
         finally:
             session.depth -= 1
-        _guarded(session, _after_fit, self, args, kwargs)
+        _guarded(session, after, self, args, kwargs, result)
         return result
 
-    return fit
-
-
-def _score_wrapper(original):
-    @functools.wraps(original)
-    def score(self, *args, **kwargs):
-        session = _session
-        if session is None or session.depth:
-            return original(self, *args, **kwargs)
-        session.depth += 1
-        try:
-            result = original(self, *args, **kwargs)
-        finally:
-            session.depth -= 1
-        _guarded(session, _after_score, self, result)
-        return result
-
-    return score
+    return method
 
 
 def _metric_wrapper(original):
@@ -379,7 +364,7 @@ def _guarded(session, action, *args):
 # ---- what gets logged -------------------------------------------------------------------
 
 
-def _after_fit(session, estimator, args, kwargs):
+def _after_fit(session, estimator, args, kwargs, result):
     state = session.state
     prefix = _prefix(state, type(estimator), estimator)
     X = args[0] if args else kwargs.get("X")
@@ -424,7 +409,7 @@ def _log_search(session, search, prefix):
         _log_cv_results(session, results, f"{prefix}cv_results.csv")
 
 
-def _after_score(session, estimator, result):
+def _after_score(session, estimator, args, kwargs, result):
     if _is_number(result):
         _log_metrics(session, {f"{_prefix(session.state, type(estimator), estimator)}score": result})
 
