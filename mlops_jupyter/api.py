@@ -18,7 +18,6 @@ from .models.reference import check_model_name
 from .validation import check_key, check_metric_value, check_name, check_relative_path, check_step
 
 DEFAULT_EXPERIMENT = "default"
-DEFAULT_ALIASES = ("staging", "production")
 
 _lock = threading.RLock()
 _registry = None
@@ -64,12 +63,16 @@ def connect(url=None, *, artifacts=None):
     working directory, else a new one here. The schema is created or upgraded as needed.
     """
     global _registry
+    if _active_runs:
+        raise InvalidInput(
+            f"run {_active_runs[-1].name} is still active in the current registry; "
+            "end it (mlops.end_run() or %mlops run end) before connecting to another"
+        )
     registry = Registry(url, artifacts)
     with _lock:
         if _registry is not None:
             _registry.close()
         _registry = registry
-        _active_runs.clear()
     mark_crashed_runs()
     return registry
 

@@ -273,3 +273,12 @@ def test_experiments_group_runs(registry):
         pass
     assert mlops.search_runs(experiment="churn")["experiment"].tolist() == ["churn"]
     assert {(e["name"], e["runs"]) for e in mlops.list_experiments()} == {("churn", 1), ("other", 1)}
+
+
+def test_switching_registries_with_a_run_open_is_refused(registry, tmp_path):
+    with mlops.start_run("open") as run:
+        with pytest.raises(InvalidInput, match="run open is still active"):
+            mlops.connect(f"sqlite:///{tmp_path / 'other.db'}")
+        mlops.log_metric("auc", 0.5)  # still logging into the first registry
+    assert mlops.get_run(run.id)["metrics"] == {"auc": 0.5}
+    assert not (tmp_path / "other.db").exists()
