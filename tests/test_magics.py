@@ -207,3 +207,13 @@ def test_settings_are_traitlets(shell):
     shell.run_line_magic("config", "MlopsMagics.default_experiment = 'exp2'")
     cell(shell, "run elsewhere", "pass")
     assert mlops.search_runs(experiment="exp2")["name"].tolist() == ["elsewhere"]
+
+
+def test_changing_a_setting_during_a_run_does_not_disturb_it(shell):
+    started = line(shell, "run start long")
+    shell.run_line_magic("config", "MlopsMagics.display_limit = 5")
+    shell.run_line_magic("config", "MlopsMagics.default_experiment = 'later'")
+    line(shell, "log auc=0.5")
+    line(shell, "run end")
+    assert mlops.get_run(started.id)["metrics"] == {"auc": 0.5}
+    assert mlops.active_experiment() == "later"

@@ -76,21 +76,19 @@ class MlopsMagics(Magics):
 
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
-        self._configured = False
+        self._pending = {"registry_url", "default_experiment"}  # settings not yet applied to the API
 
     @observe("registry_url", "default_experiment")
     def _settings_changed(self, change):
-        self._configured = False
+        self._pending.add(change["name"])
 
     def ensure_configured(self):
-        """Apply the settings to the API on first use, so loading the extension stays instant."""
-        if self._configured:
-            return
-        if self.registry_url:
+        """Apply changed settings to the API on first use, so loading the extension stays instant."""
+        if "registry_url" in self._pending and self.registry_url:
             api.connect(self.registry_url)
-        if self.default_experiment:
+        if "default_experiment" in self._pending and self.default_experiment:
             api.set_experiment(self.default_experiment)
-        self._configured = True
+        self._pending.clear()
 
     @property
     def live(self):
@@ -187,7 +185,7 @@ def status(magics, args, cell):
 def connect(magics, args, cell):
     registry = api.connect(args.url, artifacts=args.artifacts)
     magics.registry_url = args.url
-    magics._configured = True
+    magics._pending.discard("registry_url")
     print(f"connected to {registry.url}; artifacts in {registry.artifacts.root}")
     return registry
 

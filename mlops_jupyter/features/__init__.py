@@ -1,0 +1,1 @@
+"""Features: definitions and versions, expectations, statistics, point-in-time joins, online stores."""
