@@ -14,6 +14,8 @@ _API = (
     "get_run", "get_metric_history", "list_experiments", "search_runs",
     "register_model", "get_model_version", "load_model", "list_models", "list_versions",
     "model_history", "promote", "demote", "audit", "registry_counts",
+    "register_feature", "feature", "expect", "get_feature", "feature_values", "list_features",
+    "training_set", "training_sets_using",
 )
 _ERRORS = ("MlopsError", "InvalidInput", "NotFound", "AlreadyExists", "GateFailed", "IntegrityError", "NoActiveRun")
 

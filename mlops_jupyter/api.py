@@ -524,6 +524,204 @@ def _check_alias(alias):
     return alias
 
 
+# ---- features -----------------------------------------------------------------------------
+
+_feature_callables = {}  # feature name -> callable rules (they live in this process, not in JSON)
+
+
+def register_feature(name, values, *, entity, timestamp, code=None, sources=None, description=None, tags=None):
+    """Register ``values`` (rows of entity, timestamp, value) as a version of feature ``name``.
+
+    ``code`` and ``sources`` (``{name: DataFrame}``) are recorded; a change in either, or in
+    the values, makes a new version, and the same again changes nothing. The feature's
+    expectations are checked first: a failure raises ``GateFailed`` and registers nothing.
+    Returns the version's record, with ``"created"`` telling whether it is new.
+    """
+    from .features import expectations, statistics, values as feature_values
+    from .tracking.capture import code_hash
+    from .tracking.fingerprint import fingerprint
+
+    check_name(name, "feature name")
+    check_name(entity, "entity column")
+    check_name(timestamp, "timestamp column")
+    frame = feature_values.normalize_values(name, values, entity, timestamp)
+    recorded_sources = []
+    for source_name, source in sorted((sources or {}).items()):
+        digest, rows, schema = fingerprint(source)
+        recorded_sources.append({"name": source_name, "digest": digest, "rows": rows, "schema": schema})
+    values_digest = fingerprint(frame)[0]
+    hashed_code = code_hash(code) if code is not None else None
+    identity = json.dumps([hashed_code, [s["digest"] for s in recorded_sources], values_digest])
+    store = _store()
+    report = expectations.check_all(frame[name], _feature_rules(name, store))
+    report.raise_if_failed(f"feature {name!r}")
+    data = feature_values.to_parquet(frame)
+    sha256, _ = current_registry().artifacts.put_bytes(data)
+    version, created = store.register_feature_version(
+        name,
+        entity,
+        timestamp,
+        description,
+        config.current_user(),
+        {
+            "fingerprint": code_hash(identity),
+            "code_hash": hashed_code,
+            "sources": json.dumps(recorded_sources),
+            "dtype": str(frame[name].dtype),
+            "rows": len(frame),
+            "values_sha256": sha256,
+            "statistics": json.dumps(statistics.describe(frame[name])),
+            "checks": json.dumps(report.as_dict()),
+            "tags": json.dumps(_string_map(tags or {}, "tag")),
+            "run_id": active_run().id if active_run() else None,
+        },
+        code=code,
+    )
+    return {**store.get_feature_version(name, version), "created": created}
+
+
+def _feature_rules(name, store):
+    """The stored rules of a feature (none if it is new), plus its callables from this process."""
+    from .features.expectations import rule_from_dict
+
+    try:
+        stored = [rule_from_dict(rule) for rule in store.get_expectations(name) if rule["rule"] != "callable"]
+    except NotFound:
+        stored = []
+    return stored + _feature_callables.get(name, [])
+
+
+def feature(name=None, *, entity, timestamp, description=None, tags=None):
+    """Decorator: the function computes a feature from the DataFrames its parameters name.
+
+    Calling the decorated function with those DataFrames computes the values and registers
+    them (a new version when the code or sources changed) and returns the values.
+    """
+    import functools
+    import inspect
+
+    def decorate(function):
+        feature_name = name or function.__name__
+        try:
+            source = inspect.getsource(function)
+        except (OSError, TypeError):
+            source = None
+
+        @functools.wraps(function)
+        def compute_and_register(*args, **kwargs):
+            bound = inspect.signature(function).bind(*args, **kwargs)
+            result = function(*args, **kwargs)
+            register_feature(feature_name, result, entity=entity, timestamp=timestamp, code=source,
+                             sources=dict(bound.arguments), description=description or function.__doc__, tags=tags)
+            return result
+
+        return compute_and_register
+
+    return decorate
+
+
+def expect(name, *rules):
+    """Set the expectations of feature ``name`` (rule texts like ``"min=0"`` or callables).
+
+    They are checked against its latest version now (the report is returned) and at every
+    later registration and training-set build.
+    """
+    from .features import expectations
+
+    check_name(name, "feature name")
+    parsed = expectations.parse_rules(list(rules))
+    store = _store()
+    latest = store.get_feature_version(name)  # NotFound for an unknown feature, before any change
+    store.set_expectations(name, [rule.as_dict() for rule in parsed], config.current_user())
+    _feature_callables[name] = [rule for rule in parsed if isinstance(rule, expectations.CallableRule)]
+    return expectations.check_all(feature_values(name, latest["version"])[name], parsed)
+
+
+def get_feature(reference):
+    """A feature version's record from ``name``, ``name@latest`` or ``name@3``."""
+    name, version = _feature_reference(reference)
+    return _store().get_feature_version(name, version)
+
+
+def _feature_reference(reference):
+    from .models.reference import parse_version
+
+    if not isinstance(reference, str):
+        raise InvalidInput(f"feature reference must be a string like 'name' or 'name@3', got {reference!r}")
+    name, _, version = reference.partition("@")
+    check_name(name, "feature name")
+    return name, (None if version in ("", "latest") else parse_version(version))
+
+
+def feature_values(name, version=None):
+    """The registered values of a feature version, verified against their sha256."""
+    from .features.values import from_parquet
+
+    entry = _store().get_feature_version(name, version)
+    return from_parquet(current_registry().artifacts.get_bytes(entry["values_sha256"]))
+
+
+def list_features(search=None):
+    return _store().list_features(search)
+
+
+def training_set(name, entities, features, *, label=None, max_age=None):
+    """Join each feature's value as of every entity row's timestamp onto ``entities``.
+
+    ``features``: names, ``name@3`` references, or a comma-separated string. Every row of
+    ``entities`` is kept, in order (null where no earlier value exists). The features'
+    expectations are checked; the set is recorded, and linked to the active run if any.
+    """
+    import pandas
+
+    from .features import expectations
+    from .features.asof import point_in_time_join
+    from .features.values import check_timestamps
+    from .tracking.fingerprint import fingerprint
+
+    check_name(name, "training set name")
+    if not isinstance(entities, pandas.DataFrame):
+        raise InvalidInput(f"entities must be a DataFrame, not {type(entities).__name__}")
+    references = [f.strip() for f in features.split(",")] if isinstance(features, str) else list(features)
+    if not references:
+        raise InvalidInput("a training set needs at least one feature")
+    store = _store()
+    entries = [get_feature(reference) for reference in references]
+    keys = {(entry["entity"], entry["timestamp"]) for entry in entries}
+    if len(keys) > 1:
+        raise InvalidInput(f"the features are keyed differently: {sorted(keys)}; build one training set per key")
+    ((entity, timestamp),) = keys
+    for column in (entity, timestamp) + ((label,) if label else ()):
+        if column not in entities.columns:
+            raise InvalidInput(f"entities have no column {column!r} (columns: {', '.join(map(str, entities.columns))})")
+    check_timestamps(entities[timestamp], "entities")
+    frames, checks = {}, {}
+    for entry in entries:
+        values = feature_values(entry["name"], entry["version"])
+        report = expectations.check_all(values[entry["name"]], _feature_rules(entry["name"], store))
+        report.raise_if_failed(f"training set {name!r}: feature {entry['name']!r} v{entry['version']}")
+        frames[entry["name"]], checks[entry["name"]] = values, report.as_dict()
+    result = point_in_time_join(entities, frames, entity=entity, timestamp=timestamp, max_age=max_age)
+    digest, rows, _ = fingerprint(result)
+    run = active_run()
+    if run is not None:
+        log_dataset(result, name, context="training", run=run)
+    max_age_seconds = pandas.Timedelta(max_age).total_seconds() if max_age is not None else None
+    store.record_training_set(
+        {"name": name, "digest": digest, "entity": entity, "timestamp": timestamp, "label": label,
+         "max_age_seconds": max_age_seconds, "rows": rows, "checks": json.dumps(checks),
+         "run_id": run.id if run else None},
+        [(entry["name"], entry["version"]) for entry in entries],
+        config.current_user(),
+    )
+    return result
+
+
+def training_sets_using(name):
+    """Training sets built from feature ``name``: lineage from a feature towards runs and models."""
+    return _store().training_sets_using(check_name(name, "feature name"))
+
+
 def audit(object_name=None, *, user=None, since=None, limit=1000):
     """Who did what to which object, newest first."""
     return _store().audit_entries(object_name, user, since, limit)

@@ -214,3 +214,79 @@ audit_log = sa.Table(
     sa.Index("ix_audit_at", "at"),
     sa.Index("ix_audit_user", "user", "at"),
 )
+
+features = sa.Table(
+    "features",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    # The column names that key the feature's values: which entity, as of when.
+    sa.Column("entity", sa.String(255), nullable=False),
+    sa.Column("timestamp", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+)
+
+feature_versions = sa.Table(
+    "feature_versions",
+    metadata,
+    sa.Column("feature_id", sa.Integer, sa.ForeignKey("features.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    # Hash of the code and the sources' fingerprints: the same again is not a new version.
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("code_hash", sa.String(64)),  # the code itself is in code_snapshots
+    # JSON list of {"name", "digest", "rows", "schema"} of the source DataFrames.
+    sa.Column("sources", sa.Text, nullable=False),
+    sa.Column("dtype", sa.String(64), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    # The computed (entity, timestamp, value) rows, as Parquet in the artifact store.
+    sa.Column("values_sha256", sa.String(64), nullable=False),
+    sa.Column("statistics", sa.Text, nullable=False),  # JSON from features.statistics.describe
+    sa.Column("checks", sa.Text, nullable=False),  # JSON report of the expectations at registration
+    sa.Column("tags", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id")),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Index("ix_feature_versions_fingerprint", "feature_id", "fingerprint"),
+)
+
+# The rules every new version, training set and served value of a feature is checked against.
+feature_expectations = sa.Table(
+    "feature_expectations",
+    metadata,
+    sa.Column("feature_id", sa.Integer, sa.ForeignKey("features.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("rule", sa.Text, nullable=False),  # JSON from Rule.as_dict()
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+)
+
+training_sets = sa.Table(
+    "training_sets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    # The fingerprint of the built DataFrame: equal to the dataset digest a run logs for it.
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(255), nullable=False),
+    sa.Column("timestamp", sa.String(255), nullable=False),
+    sa.Column("label", sa.String(255)),
+    sa.Column("max_age_seconds", sa.Double),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("checks", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id")),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Index("ix_training_sets_name", "name", "created_at"),
+    sa.Index("ix_training_sets_digest", "digest"),
+)
+
+training_set_features = sa.Table(
+    "training_set_features",
+    metadata,
+    sa.Column("training_set_id", sa.Integer, sa.ForeignKey("training_sets.id"), primary_key=True),
+    sa.Column("feature_id", sa.Integer, sa.ForeignKey("features.id"), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_training_set_features_feature", "feature_id", "version"),
+)

@@ -28,6 +28,9 @@ from .schema import (
     code_snapshots,
     datasets,
     experiments,
+    feature_expectations,
+    feature_versions,
+    features,
     latest_metrics,
     metrics,
     model_versions,
@@ -36,6 +39,8 @@ from .schema import (
     registry_info,
     runs,
     tags,
+    training_set_features,
+    training_sets,
 )
 
 RUNNING, FINISHED, FAILED, KILLED, CRASHED = "RUNNING", "FINISHED", "FAILED", "KILLED", "CRASHED"
@@ -724,6 +729,159 @@ class Store:
             {**{k: v for k, v in row.items() if k not in ("model_id", "id")}, "verdicts": json.loads(row["verdicts"])}
             for row in rows
         ]
+
+    # ---- features -------------------------------------------------------------------------
+
+    def _feature_row(self, connection, name):
+        row = connection.execute(sa.select(features).where(features.c.name == name)).mappings().first()
+        if row is None:
+            known = connection.execute(sa.select(features.c.name)).scalars().all()
+            raise NotFound(f"no feature {name!r}" + did_you_mean(name, known))
+        return row
+
+    def register_feature_version(self, name, entity, timestamp, description, user, version_row, code=None):
+        """Add a version of feature ``name`` unless one with the same fingerprint exists.
+
+        Returns ``(version, created)``. A feature keeps its entity and timestamp columns.
+        """
+        now = time.time()
+        with self._write() as connection:
+            created_feature = connection.execute(
+                self._insert(features)
+                .on_conflict_do_nothing(index_elements=["name"])
+                .returning(features.c.id),
+                {"name": name, "entity": entity, "timestamp": timestamp, "description": description,
+                 "created_at": now, "created_by": user},
+            ).scalar()
+            feature = self._feature_row(connection, name)
+            if created_feature is not None:
+                self._audit(connection, user, "create", "feature", name)
+            elif (feature["entity"], feature["timestamp"]) != (entity, timestamp):
+                raise InvalidInput(
+                    f"feature {name!r} is keyed by ({feature['entity']}, {feature['timestamp']}), "
+                    f"not ({entity}, {timestamp}); use another name for a differently keyed feature"
+                )
+            existing = connection.execute(
+                sa.select(feature_versions.c.version).where(
+                    feature_versions.c.feature_id == feature["id"],
+                    feature_versions.c.fingerprint == version_row["fingerprint"],
+                )
+            ).scalar()
+            if existing is not None:
+                return existing, False
+            if code is not None:
+                connection.execute(
+                    self._insert(code_snapshots).on_conflict_do_nothing(index_elements=["sha256"]),
+                    {"sha256": version_row["code_hash"], "code": code},
+                )
+            version = (
+                connection.execute(
+                    sa.select(sa.func.max(feature_versions.c.version)).where(
+                        feature_versions.c.feature_id == feature["id"]
+                    )
+                ).scalar()
+                or 0
+            ) + 1
+            connection.execute(
+                sa.insert(feature_versions),
+                {**version_row, "feature_id": feature["id"], "version": version, "created_at": now,
+                 "created_by": user},
+            )
+            self._audit(connection, user, "register", "feature", name, {"version": version})
+        return version, True
+
+    def get_feature_version(self, name, version=None):
+        """A feature's version (the latest when ``version`` is None), with its feature's columns."""
+        with self._read() as connection:
+            feature = self._feature_row(connection, name)
+            query = sa.select(feature_versions).where(feature_versions.c.feature_id == feature["id"])
+            if version is None:
+                query = query.order_by(feature_versions.c.version.desc()).limit(1)
+            else:
+                query = query.where(feature_versions.c.version == version)
+            row = connection.execute(query).mappings().first()
+            if row is None:
+                raise NotFound(f"feature {name!r} has no version {version}" if version else
+                               f"feature {name!r} has no versions yet")
+            code = connection.execute(
+                sa.select(code_snapshots.c.code).where(code_snapshots.c.sha256 == row["code_hash"])
+            ).scalar()
+        item = {k: v for k, v in row.items() if k != "feature_id"}
+        for field in ("sources", "statistics", "checks", "tags"):
+            item[field] = json.loads(item[field])
+        return {**item, "name": name, "entity": feature["entity"], "timestamp": feature["timestamp"],
+                "description": feature["description"], "owner": feature["created_by"], "code": code}
+
+    def list_features(self, search=None):
+        latest = (
+            sa.select(sa.func.max(feature_versions.c.version))
+            .where(feature_versions.c.feature_id == features.c.id)
+            .scalar_subquery()
+        )
+        query = sa.select(
+            features.c.name, features.c.entity, features.c.timestamp, features.c.description,
+            features.c.created_by.label("owner"), features.c.created_at, latest.label("latest_version"),
+        ).order_by(features.c.name)
+        if search:
+            pattern = f"%{search.lower()}%"
+            query = query.where(
+                sa.or_(sa.func.lower(features.c.name).like(pattern), sa.func.lower(features.c.description).like(pattern))
+            )
+        with self._read() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def set_expectations(self, name, rules, user):
+        """Replace the feature's expectations with ``rules`` (JSON-ready dicts), in order."""
+        now = time.time()
+        with self._write() as connection:
+            feature = self._feature_row(connection, name)
+            connection.execute(sa.delete(feature_expectations).where(feature_expectations.c.feature_id == feature["id"]))
+            if rules:
+                connection.execute(
+                    sa.insert(feature_expectations),
+                    [{"feature_id": feature["id"], "position": i, "rule": _json(rule), "created_at": now,
+                      "created_by": user} for i, rule in enumerate(rules)],
+                )
+            self._audit(connection, user, "expect", "feature", name, {"rules": len(rules)})
+
+    def get_expectations(self, name):
+        with self._read() as connection:
+            feature = self._feature_row(connection, name)
+            rows = connection.execute(
+                sa.select(feature_expectations.c.rule)
+                .where(feature_expectations.c.feature_id == feature["id"])
+                .order_by(feature_expectations.c.position)
+            ).scalars().all()
+        return [json.loads(rule) for rule in rows]
+
+    def record_training_set(self, row, used, user):
+        """Record a built training set and the feature versions ``used`` (``[(name, version)]``)."""
+        with self._write() as connection:
+            ids = {name: self._feature_row(connection, name)["id"] for name, _ in used}
+            training_set_id = connection.execute(
+                sa.insert(training_sets).returning(training_sets.c.id),
+                {**row, "created_at": time.time(), "created_by": user},
+            ).scalar_one()
+            connection.execute(
+                sa.insert(training_set_features),
+                [{"training_set_id": training_set_id, "feature_id": ids[name], "version": version}
+                 for name, version in used],
+            )
+            self._audit(connection, user, "build", "training_set", row["name"], {"digest": row["digest"]})
+        return training_set_id
+
+    def training_sets_using(self, name):
+        """Training sets built from any version of feature ``name``, newest first."""
+        with self._read() as connection:
+            feature = self._feature_row(connection, name)
+            rows = connection.execute(
+                sa.select(training_sets.c.name, training_sets.c.digest, training_sets.c.run_id,
+                          training_sets.c.created_at, training_set_features.c.version)
+                .join(training_set_features, training_set_features.c.training_set_id == training_sets.c.id)
+                .where(training_set_features.c.feature_id == feature["id"])
+                .order_by(training_sets.c.created_at.desc())
+            ).mappings().all()
+        return [dict(row) for row in rows]
 
     # ---- audit ----------------------------------------------------------------------------
 
