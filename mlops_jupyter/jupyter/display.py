@@ -1296,3 +1296,415 @@ class _ProgressDisplay:
             if entry:
                 bundle[WIDGET_MIME] = entry
         return bundle
+
+
+# ---- features ---------------------------------------------------------------------------
+
+__all__ += ["features_view", "feature_view"]
+
+_CODE_OPEN_LINES = 15  # longer code is collapsed in a <details>
+_CODE_STYLE = (_CSS["mono"] + " margin: 4px 0 8px 0; padding: 6px 8px; border-radius: 4px; "
+               "background: rgba(128,128,128,0.10); white-space: pre; overflow-x: auto; max-height: 480px;")
+_BAR_STYLE = "display: inline-block; height: 10px; border-radius: 2px; background: rgba(9,105,218,0.55);"
+_BAR_WIDTH = 160  # px of the longest top-value bar
+_FEATURE_VERSION_ROWS = 25
+_TRAINING_SET_ROWS = 25
+
+
+def _plural(count, word):
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _feature_label(feature):
+    version = feature.get("version")
+    return f"{feature.get('name')}@{version}" if version is not None else str(feature.get("name"))
+
+
+def _key_label(feature):
+    entity, timestamp = feature.get("entity"), feature.get("timestamp")
+    return f"{_fmt(entity)} / {_fmt(timestamp)}" if entity or timestamp else ""
+
+
+def _rule_text(rule):
+    """The text of an expectation: a rule string, a ``Rule``, or a stored ``as_dict()``."""
+    if isinstance(rule, str):
+        return rule
+    if hasattr(rule, "text") and callable(rule.text):
+        return rule.text()
+    if isinstance(rule, dict):
+        if rule.get("rule") == "callable":
+            return str(rule.get("name") or "callable")
+        try:
+            from ..features.expectations import rule_from_dict
+
+            return rule_from_dict(rule).text()
+        except Exception:
+            return ", ".join(f"{k}={v}" for k, v in rule.items())
+    return str(rule)
+
+
+def _check_results(feature):
+    checks = feature.get("checks") or {}
+    return [r for r in (checks.get("results") or []) if isinstance(r, dict)]
+
+
+def _check_text(result):
+    """``✓ passed`` or ``✗ failed: detail`` for one stored rule result; '' if there is none."""
+    if result is None:
+        return ""
+    if result.get("passed"):
+        return "✓ passed"
+    detail = str(result.get("detail") or "").replace("\n", " ")
+    return "✗ failed" + (f": {detail}" if detail else "")
+
+
+def _expectation_rows(feature, expectations):
+    """``[(rule text, stored result or None)]``: the expectations first, then other checked rules."""
+    results = _check_results(feature)
+    by_rule = {}
+    for result in results:
+        by_rule.setdefault(str(result.get("rule")), result)
+    rows, seen = [], set()
+    for rule in expectations or []:
+        text = _rule_text(rule)
+        rows.append((text, by_rule.get(text)))
+        seen.add(text)
+    for result in results:
+        text = str(result.get("rule"))
+        if text not in seen:
+            rows.append((text, result))
+            seen.add(text)
+    return rows
+
+
+def _stat_items(statistics):
+    """``[(label, value text)]`` of a feature's stored statistics."""
+    stats = statistics or {}
+    kind = stats.get("kind")
+    items = [("kind", _fmt(kind)), ("count", _fmt(stats.get("count"))), ("nulls", _fmt(stats.get("nulls")))]
+    fraction = stats.get("null_fraction")
+    items.append(("null fraction", "" if _missing(fraction) else f"{float(fraction):.2%}"))
+    items.append(("distinct", _fmt(stats.get("distinct"))))
+    if kind in ("numeric", "datetime"):
+        unit = stats.get("unit")
+        for key in ("min", "max", "mean", "std"):
+            if key in stats:
+                value = _fmt(stats.get(key))
+                items.append((key, f"{value} {unit}" if value and unit else value))
+        median = (stats.get("quantiles") or {}).get("0.5")
+        if median is not None:
+            items.append(("median", _fmt(median)))
+        if stats.get("infinite"):
+            items.append(("infinite", _fmt(stats.get("infinite"))))
+    else:
+        if stats.get("true_fraction") is not None:
+            items.append(("true fraction", f"{float(stats['true_fraction']):.2%}"))
+        if stats.get("other_count"):
+            items.append(("other values", _fmt(stats.get("other_count"))))
+    return [(label, value) for label, value in items if value != ""]
+
+
+def _histogram_png(statistics):
+    """A small PNG (bytes) of a stored numeric or datetime histogram; None when there are no bins."""
+    histogram = (statistics or {}).get("histogram") or {}
+    edges, counts = list(histogram.get("edges") or []), list(histogram.get("counts") or [])
+    if len(edges) < 2 or len(counts) != len(edges) - 1:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    dates = statistics.get("kind") == "datetime"
+    if dates:
+        import matplotlib.dates as mdates
+        import pandas
+
+        stamps = pandas.to_datetime(edges, utc=True).tz_localize(None)
+        xs = [float(x) for x in mdates.date2num(stamps.to_pydatetime())]
+    else:
+        xs = [float(x) for x in edges]
+    lefts = xs[:-1]
+    widths = [xs[i + 1] - xs[i] for i in range(len(lefts))]
+    align = "edge"
+    if not any(widths):  # one zero-width bin: a constant column
+        widths = [(1.0 / 24) if dates else (abs(xs[0]) * 0.1 or 1.0)] * len(lefts)
+        align = "center"
+    figure = Figure(figsize=(3.8, 1.7), dpi=80)
+    FigureCanvasAgg(figure)
+    try:
+        axes = figure.add_subplot()
+        axes.bar(lefts, counts, width=widths, align=align, color="#0969da", alpha=0.7, edgecolor="white",
+                 linewidth=0.5)
+        if dates:
+            locator = mdates.AutoDateLocator(maxticks=4)
+            axes.xaxis.set_major_locator(locator)
+            axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        axes.tick_params(labelsize=7)
+        axes.set_ylabel("rows", fontsize=7)
+        for side in ("top", "right"):
+            axes.spines[side].set_visible(False)
+        figure.tight_layout(pad=0.4)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        figure.clear()
+
+
+def _top_values_html(statistics):
+    """Categorical and boolean top values as a bar list (HTML table), '' when there are none."""
+    top = [pair for pair in (statistics or {}).get("top") or [] if isinstance(pair, (list, tuple)) and len(pair) == 2]
+    if not top:
+        return ""
+    other = statistics.get("other_count") or 0
+    largest = max([int(c or 0) for _, c in top] + [int(other)]) or 1
+    count = statistics.get("count") or 0
+
+    def row(label, value, muted=False):
+        width = max(1, round(_BAR_WIDTH * int(value or 0) / largest))
+        share = f" ({int(value) / count:.0%})" if count else ""
+        bar = Markup(f'<span style="{_BAR_STYLE} width: {width}px;"></span>')
+        name = Cell(_fmt(label, 40), _CSS["muted"] if muted else "", title=_fmt(label) or None)
+        return [name, bar, Cell(f"{_fmt(value)}{share}", _CSS["num"])]
+
+    rows = [row("(empty)" if _missing(v) or v == "" else v, c) for v, c in top]
+    if other:
+        rows.append(row("(other values)", other, muted=True))
+    return _table(["value", "", "rows"], rows)
+
+
+def _code_html(code):
+    if code is None or str(code).strip() == "":
+        return _muted("No code recorded.")
+    code = str(code).rstrip("\n")
+    block = f'<pre style="{_CODE_STYLE}">{_h(code)}</pre>'
+    lines = code.count("\n") + 1
+    if lines <= _CODE_OPEN_LINES:
+        return Markup(block)
+    return Markup(f'<details><summary style="cursor: pointer;">{_h(_plural(lines, "line"))} of code</summary>'
+                  f"{block}</details>")
+
+
+def _schema_text(schema):
+    columns = (schema or {}).get("columns") if isinstance(schema, dict) else None
+    if not columns:
+        return ""
+    return ", ".join(f"{name}: {dtype}" for name, dtype in columns.items())
+
+
+class FeaturesView(View):
+    """The registered features, one row each."""
+
+    def __init__(self, features, *, live=False):
+        super().__init__(live=live)
+        self.features = list(features)
+
+    def text(self):
+        if not self.features:
+            return "No registered features."
+        lines = [_plural(len(self.features), "feature")]
+        for feature in self.features:
+            latest = feature.get("latest_version")
+            version = f"v{latest}" if latest is not None else "-"
+            description = _fmt(feature.get("description"), 60)
+            lines.append(f"  {feature.get('name')}  {version}  ({_key_label(feature)})  {description}".rstrip())
+        return "\n".join(lines)
+
+    def html(self):
+        if not self.features:
+            hint = "Register one with mlops.register_feature(name, frame, entity=..., timestamp=...)."
+            return str(_box(_title("No registered features"), _muted(hint)))
+        rows = []
+        for feature in self.features:
+            latest = feature.get("latest_version")
+            description = feature.get("description")
+            rows.append([
+                Cell(feature.get("name"), "font-weight: 600;"),
+                Cell("" if latest is None else f"v{latest}", _CSS["num"]),
+                _key_label(feature),
+                _fmt(feature.get("owner")),
+                Cell(_fmt(description, 80), title=_fmt(description) or None),
+                Cell(_when(feature.get("created_at")), "white-space: nowrap;"),
+            ])
+        title = _title(_plural(len(self.features), "registered feature"), "%mlops feature NAME for one feature")
+        headers = ["feature", "latest", "entity / timestamp", "owner", "description", "created"]
+        return str(_box(title, Markup(_table(headers, rows))))
+
+
+def features_view(features, *, live=False):
+    """``api.list_features()`` rows as a table."""
+    return FeaturesView(features, live=live)
+
+
+class FeatureView(View):
+    """One feature version: what it is, its code, sources, expectations, statistics and lineage."""
+
+    def __init__(self, feature, *, versions=None, expectations=None, training_sets=None, live=False):
+        super().__init__(live=live)
+        self.feature = dict(feature or {})
+        self.versions = None if versions is None else list(versions)
+        self.expectations = None if expectations is None else list(expectations)
+        self.training_sets = None if training_sets is None else list(training_sets)
+        self._histogram = False  # not rendered yet (None: nothing to draw)
+
+    @property
+    def statistics(self):
+        return self.feature.get("statistics") or {}
+
+    def histogram(self):
+        """The ``<img>`` HTML of the histogram (numeric and datetime), rendered once; '' if none."""
+        if self._histogram is False:
+            png = _histogram_png(self.statistics) if self.statistics.get("kind") in ("numeric", "datetime") else None
+            self._histogram = _img(png, f"{self.feature.get('name')} histogram") if png else None
+        return self._histogram or ""
+
+    # -- text --
+
+    def text(self):
+        f = self.feature
+        lines = [f"feature {_feature_label(f)}  ({_key_label(f)})  {_fmt(f.get('dtype'))}, {_fmt(f.get('rows'))} rows"]
+        if f.get("description"):
+            lines.append(f"  {_fmt(f.get('description'), 100)}")
+        lines.append(f"  owner {_fmt(f.get('owner'))}, created {_when(f.get('created_at'))}")
+        stats = ", ".join(f"{label}={value}" for label, value in _stat_items(self.statistics)[1:])
+        if stats:
+            lines.append(f"  statistics: {stats}")
+        checks = _expectation_rows(f, self.expectations)
+        if checks:
+            lines.append("  expectations:")
+            lines.extend(f"    {rule}  {_check_text(result) or 'not checked for this version'}" for rule, result in checks)
+        if self.versions:
+            lines.append("  versions: " + ", ".join(f"v{v.get('version')}" for v in self.versions))
+        if self.training_sets:
+            used = ", ".join(f"{t.get('name')} (v{t.get('version')})" for t in self.training_sets[:5])
+            more = len(self.training_sets) - 5
+            lines.append(f"  used by: {used}" + (f", … {more} more" if more > 0 else ""))
+        return "\n".join(lines)
+
+    # -- html parts --
+
+    def _header(self):
+        f = self.feature
+        facts = [
+            ("owner", _fmt(f.get("owner"))),
+            ("entity / timestamp", _key_label(f)),
+            ("dtype", _fmt(f.get("dtype"))),
+            ("rows", _fmt(f.get("rows"))),
+            ("created", _when(f.get("created_at")) + (f" by {f.get('created_by')}" if f.get("created_by") else "")),
+        ]
+        if f.get("run_id"):
+            facts.append(("run", _short(f.get("run_id"))))
+        tags = f.get("tags") or {}
+        parts = [_title(f"Feature {_feature_label(f)}")]
+        line = " · ".join(f"<b>{_h(label)}</b> {_h(value)}" for label, value in facts if value)
+        parts.append(Markup(f"<div>{line}</div>"))
+        if tags:
+            badges = "".join(str(_badge(f"{k}={v}", _OTHER_COLOUR)) for k, v in sorted(tags.items()))
+            parts.append(Markup(f'<div style="margin-top: 2px;">{badges}</div>'))
+        if f.get("description"):
+            parts.append(Markup(f'<div style="margin-top: 4px;">{_h(f.get("description"))}</div>'))
+        return parts
+
+    def _sources_part(self):
+        sources = self.feature.get("sources") or []
+        if not sources:
+            return []
+        rows = [[
+            Cell(source.get("name"), "font-weight: 600;"),
+            _num_cell(source.get("rows")),
+            _mono(_fmt(source.get("digest"))[:12], title=source.get("digest")),
+            Cell(_fmt(_schema_text(source.get("schema")), 80), title=_schema_text(source.get("schema")) or None),
+        ] for source in sources]
+        return [_title("Sources"), Markup(_table(["source", "rows", "fingerprint", "columns"], rows))]
+
+    def _expectations_part(self):
+        rows = _expectation_rows(self.feature, self.expectations)
+        if not rows:
+            return [_title("Expectations"), _muted("None set. Add some with mlops.expect(name, \"min=0\").")]
+        cells = []
+        for rule, result in rows:
+            if result is None:
+                verdict = Cell("not checked for this version", _CSS["muted"])
+            elif result.get("passed"):
+                verdict = Cell(_check_text(result), _CSS["ok"])
+            else:
+                verdict = Cell(Markup(f'<span style="{_CSS["error"]}">✗ failed</span>'
+                                      + (f": {_h(_fmt(result.get('detail'), 200))}" if result.get("detail") else "")),
+                               title=_fmt(result.get("detail")) or None)
+            cells.append([_mono(rule), verdict])
+        return [_title("Expectations", "results of the latest check of this version"),
+                Markup(_table(["expectation", "check"], cells))]
+
+    def _statistics_part(self):
+        items = _stat_items(self.statistics)
+        if not self.statistics:
+            return [_title("Statistics"), _muted("No statistics recorded.")]
+        table = _table(["statistic", "value"],
+                       [[label, Cell(value, _CSS["num"] if label != "kind" else "")] for label, value in items])
+        side = self.histogram() or _top_values_html(self.statistics)
+        layout = "display: flex; flex-wrap: wrap; align-items: flex-start; gap: 12px;"
+        return [_title("Statistics"), Markup(f'<div style="{layout}"><div>{table}</div><div>{side}</div></div>')]
+
+    def _versions_part(self):
+        if not self.versions:
+            return []
+        current = self.feature.get("version")
+        shown = self.versions[:_FEATURE_VERSION_ROWS]
+        rows = []
+        for version in shown:
+            number = version.get("version")
+            style = f"{_CSS['num']} font-weight: 600;" + (f" {_CSS['best']}" if number == current else "")
+            rows.append([
+                Cell(f"v{number}", style, title="shown above" if number == current else None),
+                Cell(_when(version.get("created_at")), "white-space: nowrap;"),
+                _fmt(version.get("created_by")),
+                _num_cell(version.get("rows")),
+                _mono(_fmt(version.get("fingerprint"))[:12], title=version.get("fingerprint")),
+            ])
+        note = _plural(len(self.versions), "version")
+        if len(self.versions) > len(shown):
+            note += f", newest {len(shown)} shown"
+        return [_title("Versions", note), Markup(_table(["version", "created", "by", "rows", "fingerprint"], rows))]
+
+    def _training_sets_part(self):
+        if self.training_sets is None:
+            return []
+        if not self.training_sets:
+            return [_title("Used by"), _muted("No training set uses this feature yet.")]
+        shown = self.training_sets[:_TRAINING_SET_ROWS]
+        rows = [[
+            Cell(entry.get("name"), "font-weight: 600;"),
+            Cell("" if entry.get("version") is None else f"v{entry.get('version')}", _CSS["num"]),
+            _mono(_short(entry.get("run_id")), title=entry.get("run_id")),
+            _mono(_fmt(entry.get("digest"))[:12], title=entry.get("digest")),
+            Cell(_when(entry.get("created_at")), "white-space: nowrap;"),
+        ] for entry in shown]
+        note = _plural(len(self.training_sets), "training set")
+        if len(self.training_sets) > len(shown):
+            note += f", newest {len(shown)} shown"
+        return [_title("Used by", note),
+                Markup(_table(["training set", "version used", "run", "fingerprint", "built"], rows))]
+
+    def html(self):
+        if not self.feature:
+            return str(_box(_title("No feature")))
+        parts = [
+            *self._header(),
+            _title("Code"),
+            _code_html(self.feature.get("code")),
+            *self._sources_part(),
+            *self._expectations_part(),
+            *self._statistics_part(),
+            *self._versions_part(),
+            *self._training_sets_part(),
+        ]
+        return str(_box(*parts))
+
+
+def feature_view(feature, *, versions=None, expectations=None, training_sets=None, live=False):
+    """A card for ``feature`` (an ``api.get_feature`` dict).
+
+    ``versions``: the feature's version records, newest first; ``expectations``: its rules
+    (``store.get_expectations`` dicts, rule texts or ``Rule`` objects); ``training_sets``:
+    ``api.training_sets_using`` rows.
+    """
+    return FeatureView(feature, versions=versions, expectations=expectations, training_sets=training_sets, live=live)

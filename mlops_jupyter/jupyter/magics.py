@@ -8,6 +8,7 @@ A user mistake (bad argument, unknown name, failed gate) becomes one ``UsageErro
 import difflib
 import re
 import shlex
+import sys
 import time
 from contextlib import nullcontext
 
@@ -32,6 +33,7 @@ def command(name, help, *arguments, cell=False):
             parser.add_argument(*args, **kwargs)
         function.parser = parser
         function.help = help
+        function.takes_cell = cell
         COMMANDS[name] = function
         return function
 
@@ -105,8 +107,9 @@ class MlopsMagics(Magics):
             close = difflib.get_close_matches(name, COMMANDS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"unknown command {name!r}{hint}; %mlops help lists the commands")
-        if cell is not None and name != "run":
-            raise UsageError(f"%%mlops {name} is not a cell command; use %mlops {name} (only run takes a cell)")
+        if cell is not None and not function.takes_cell:
+            cells = " and ".join(n for n, f in COMMANDS.items() if f.takes_cell)
+            raise UsageError(f"%%mlops {name} is not a cell command; use %mlops {name} (only {cells} take a cell)")
         try:
             # POSIX splitting, so --filter 'metrics.auc > 0.8' arrives without its quotes.
             words = shlex.split(rest)
@@ -407,6 +410,108 @@ def models(magics, args, cell):
 @command("load", "The model object for NAME@ALIAS or NAME/VERSION.", arg("reference", metavar="NAME@ALIAS"))
 def load(magics, args, cell):
     return api.load_model(args.reference)
+
+
+@command(
+    "feature",
+    "As a cell magic, the cell computes a feature and registers it; `%mlops feature show NAME[@V]` shows one.",
+    arg("name", nargs="+", metavar="NAME", help="cell: the feature's name; line: show NAME[@VERSION]"),
+    arg("--entity", metavar="COL", help="cell: the entity column of the result"),
+    arg("--timestamp", metavar="COL", help="cell: the timestamp column of the result"),
+    arg("--source", nargs="+", default=None, metavar="VAR", help="cell: the source DataFrames (default: those the cell uses)"),
+    arg("--description", metavar="TEXT"),
+    cell=True,
+)
+def feature(magics, args, cell):
+    if cell is None:
+        if len(args.name) != 2 or args.name[0] != "show":
+            raise UsageError("as a line magic, use `%mlops feature show NAME[@VERSION]`; %%mlops feature defines one")
+        return show_feature(magics, args.name[1])
+    if len(args.name) != 1:
+        raise UsageError(f"a feature has one name, got {' '.join(args.name)!r}")
+    if not args.entity or not args.timestamp:
+        raise UsageError("%%mlops feature needs --entity COL and --timestamp COL")
+    (name,) = args.name
+    sources = {source: magics.variable(source) for source in (args.source or _dataframes_used(magics, cell))}
+    result = magics.shell.run_cell(cell, store_history=False)
+    error = result.error_in_exec or result.error_before_exec
+    if error is not None:
+        raise UsageError(f"feature {name} not registered: the cell raised {type(error).__name__}: {error}")
+    values = result.result if result.result is not None else magics.shell.user_ns.get(name)
+    version = api.register_feature(
+        name, values, entity=args.entity, timestamp=args.timestamp, code=cell, sources=sources,
+        description=args.description,
+    )
+    state = "registered as version" if version["created"] else "unchanged: still version"
+    print(f"feature {name} {state} {version['version']} ({version['rows']:,} rows, {version['dtype']})")
+    return None
+
+
+def _dataframes_used(magics, cell):
+    """Names the cell reads that hold DataFrames in the notebook: the feature's sources."""
+    import ast
+
+    try:
+        tree = ast.parse(cell)
+    except SyntaxError:
+        return []  # running the cell reports the syntax error
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    pandas = sys.modules.get("pandas")
+    if pandas is None:
+        return []
+    return sorted(n for n in names if isinstance(magics.shell.user_ns.get(n), pandas.DataFrame))
+
+
+def show_feature(magics, reference):
+    from .display import feature_view
+
+    entry = api.get_feature(reference)
+    view = feature_view(
+        entry,
+        expectations=api.current_registry().store.get_expectations(entry["name"]),
+        training_sets=api.training_sets_using(entry["name"]),
+        live=magics.live,
+    )
+    magics.show(view)
+    return entry
+
+
+@command(
+    "expect",
+    "Set a feature's expectations, e.g. min=0 max=1e6 nulls<=0.01 unique<=50 dtype=float64.",
+    arg("name", metavar="NAME"),
+    arg("rules", nargs="+", metavar="RULE"),
+)
+def expect(magics, args, cell):
+    report = api.expect(args.name, *args.rules)
+    print(f"{args.name}: {len(args.rules)} expectations set; on the latest version: {report.message()}")
+    return report
+
+
+@command("features", "Registered features, newest version of each.", arg("--search", metavar="TEXT"))
+def features(magics, args, cell):
+    import pandas
+
+    from .display import features_view, rich_frame
+
+    listed = api.list_features(args.search)
+    live = magics.live
+    return rich_frame(pandas.DataFrame(listed), lambda _: features_view(listed, live=live))
+
+
+@command(
+    "training-set",
+    "Point-in-time join of features onto entity rows; returns the DataFrame and records it.",
+    arg("name", metavar="NAME"),
+    arg("--entities", required=True, metavar="VAR", help="DataFrame of entity, timestamp (and label) rows"),
+    arg("--features", required=True, metavar="A,B…", help="features, optionally name@version"),
+    arg("--label", metavar="COL", help="the label column of the entities"),
+    arg("--max-age", metavar="AGE", help="ignore values older than this, e.g. 7D or 12h"),
+)
+def training_set(magics, args, cell):
+    return api.training_set(
+        args.name, magics.variable(args.entities), args.features, label=args.label, max_age=args.max_age
+    )
 
 
 def overview():
