@@ -73,6 +73,7 @@ def connect(url=None, *, artifacts=None):
         if _registry is not None:
             _registry.close()
         _registry = registry
+        _feature_callables.clear()  # callable expectations belong to the features of the old registry
     mark_crashed_runs()
     return registry
 
@@ -722,6 +723,114 @@ def training_sets_using(name):
     return _store().training_sets_using(check_name(name, "feature name"))
 
 
+# ---- online features ----------------------------------------------------------------------
+
+
+def _feature_list(features):
+    if isinstance(features, str):
+        references = [f.strip() for f in features.split(",")]
+    elif isinstance(features, (list, tuple)):
+        references = list(features)
+    else:
+        raise InvalidInput(f"features must be a name, a comma-separated string or a list, not {type(features).__name__}")
+    if not references or any(r == "" for r in references):
+        raise InvalidInput("features must name at least one feature (and no empty names)")
+    return references
+
+
+def materialize(features, *, env="staging", store=None):
+    """Write the latest value per entity of each feature version into the online store of ``env``.
+
+    ``features``: names (their latest version), ``name@3`` references, or a comma-separated
+    string. ``store``: None for the registry database, or a ``redis://`` URL. Each version's
+    expectations are checked first; if any fails nothing is written. The env then holds exactly
+    these versions' values (entities they lack are removed). Returns
+    ``{feature: {"version", "entities"}}``; each materialisation is in the audit log.
+    """
+    from .features import expectations, online
+
+    env = online.check_env(env)
+    target = online.check_store(store)
+    entries = [get_feature(reference) for reference in _feature_list(features)]
+    names = [entry["name"] for entry in entries]
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"a feature is named twice: {', '.join(names)}; materialise one version per feature")
+    registry_store = _store()
+    items = []
+    for entry in entries:
+        name, version = entry["name"], entry["version"]
+        values = feature_values(name, version)
+        report = expectations.check_all(values[name], _feature_rules(name, registry_store))
+        report.raise_if_failed(f"materialize {name!r} v{version} to {env}")
+        items.append((name, version, online.latest_values(values, name, entry["entity"], entry["timestamp"])))
+    user = config.current_user()
+    if target is None:
+        registry_store.materialize_online(env, items, user)
+    else:
+        online.write_redis(target, env, items)
+        registry_store.record_materializations(
+            env, [(name, version, len(rows)) for name, version, rows in items], user, config.redact(target)
+        )
+    return {name: {"version": version, "entities": len(rows)} for name, version, rows in items}
+
+
+_online_materialized = set()  # (store url, env, feature id): once materialised, always so
+
+
+def get_online_features(features, entities, *, env="staging", store=None, output="frame"):
+    """The online values of ``features`` for ``entities`` in ``env`` (as ``materialize`` left them).
+
+    ``entities``: one entity value or a list (ints or strings). ``output="frame"`` (default)
+    gives a DataFrame indexed by entity with a column per feature, null where an entity has no
+    value; ``output="dict"`` gives ``{entity: {feature: value}}`` without touching pandas, the
+    fastest path. Timestamps come back as ISO-8601 strings.
+    """
+    from .features import online
+
+    env = online.check_env(env)
+    target = online.check_store(store)
+    if output not in ("frame", "dict"):
+        raise InvalidInput(f"output must be 'frame' or 'dict', not {output!r}")
+    names = features if type(features) is list else _feature_list(features)
+    registry_store = _store()
+    keys_of = [registry_store.feature_key(_online_name(name)) for name in names]
+    entities, keys = online.entity_keys(entities)
+    if target is None:
+        ids = [feature_id for feature_id, _ in keys_of]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput(f"a feature is named twice: {', '.join(names)}")
+        rows = registry_store.online_lookup(env, ids, list(set(keys)))
+        # One JSON decode for all values: a decode per value would cost more than the query.
+        decoded = json.loads("[" + ",".join([row[2] for row in rows]) + "]") if rows else ()
+        found = {(row[0], row[1]): value for row, value in zip(rows, decoded)}
+        url = registry_store.url
+        for name, feature_id in zip(names, ids):
+            if (url, env, feature_id) not in _online_materialized:
+                if registry_store.online_version(env, feature_id) is None:
+                    raise NotFound(online.not_materialized(name, env))
+                _online_materialized.add((url, env, feature_id))
+        columns = {name: [found.get((feature_id, key)) for key in keys] for name, feature_id in zip(names, ids)}
+    else:
+        columns = online.read_redis(target, env, names, keys)
+    if output == "dict":
+        return {entity: {name: columns[name][i] for name in names} for i, entity in enumerate(entities)}
+    import pandas
+
+    index_names = {entity_column for _, entity_column in keys_of}
+    index = pandas.Index(entities, name=index_names.pop() if len(index_names) == 1 else None)
+    return pandas.DataFrame(columns, index=index)  # columns= would cost more than the lookup
+
+
+def _online_name(name):
+    check_name(name, "feature name")
+    if "@" in name:
+        raise InvalidInput(
+            f"online features are looked up by name ({name.partition('@')[0]!r}, not {name!r}): "
+            "an env holds the one version materialised last"
+        )
+    return name
+
+
 def audit(object_name=None, *, user=None, since=None, limit=1000):
     """Who did what to which object, newest first."""
     return _store().audit_entries(object_name, user, since, limit)
@@ -742,4 +851,5 @@ def disconnect():
         _experiment = DEFAULT_EXPERIMENT
         _active_runs.clear()
         _next_step.clear()
+        _feature_callables.clear()
 

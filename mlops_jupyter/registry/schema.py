@@ -290,3 +290,19 @@ training_set_features = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Index("ix_training_set_features_feature", "feature_id", "version"),
 )
+
+# The latest value per entity of a materialised feature version, per serving env ("staging",
+# "production"…), read by mlops.get_online_features and the feature server. ``entity_key`` is
+# the entity as canonical text (features.online.entity_key: str of an int, the str itself);
+# ``value`` is JSON; ``event_time`` is the value's timestamp in epoch seconds.
+online_features = sa.Table(
+    "online_features",
+    metadata,
+    sa.Column("env", sa.String(64), primary_key=True),
+    sa.Column("feature_id", sa.Integer, sa.ForeignKey("features.id"), primary_key=True),
+    sa.Column("entity_key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text),
+    sa.Column("event_time", sa.Double, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)

@@ -34,6 +34,7 @@ from .schema import (
     latest_metrics,
     metrics,
     model_versions,
+    online_features,
     params,
     registered_models,
     registry_info,
@@ -882,6 +883,107 @@ class Store:
                 .order_by(training_sets.c.created_at.desc())
             ).mappings().all()
         return [dict(row) for row in rows]
+
+    # ---- online features ------------------------------------------------------------------
+
+    def feature_key(self, name):
+        """``(id, entity column)`` of feature ``name``, remembered: features are never deleted."""
+        cache = self.__dict__.setdefault("_feature_keys", {})
+        found = cache.get(name)
+        if found is None:
+            with self._read() as connection:
+                row = self._feature_row(connection, name)
+            found = cache[name] = (row["id"], row["entity"])
+        return found
+
+    def materialize_online(self, env, items, user, store="registry"):
+        """Replace the online values of each ``(name, version, rows)`` in ``env``, in one transaction.
+
+        ``rows`` are ``(entity_key, value_json, event_time)``; entities the version does not
+        have are removed, so the env holds exactly that version's latest values.
+        """
+        ids = {name: self.feature_key(name)[0] for name, _, _ in items}
+        now = time.time()
+        with self._driver_write() as cursor:
+            for name, version, rows in items:
+                if rows:
+                    self._execute_prepared(
+                        cursor,
+                        "online_upsert",
+                        lambda: self._upsert_statement(
+                            online_features, ["env", "feature_id", "entity_key"],
+                            ["value", "event_time", "version", "updated_at"],
+                        ),
+                        [{"env": env, "feature_id": ids[name], "entity_key": key, "value": value,
+                          "event_time": at, "version": version, "updated_at": now} for key, value, at in rows],
+                    )
+                self._execute_prepared(
+                    cursor,
+                    "online_prune",
+                    lambda: sa.delete(online_features).where(
+                        online_features.c.env == sa.bindparam("the_env"),
+                        online_features.c.feature_id == sa.bindparam("the_feature"),
+                        online_features.c.version != sa.bindparam("the_version"),
+                    ),
+                    [{"the_env": env, "the_feature": ids[name], "the_version": version}],
+                )
+                self._audit_prepared(cursor, user, "materialize", "feature", name,
+                                     {"env": env, "version": version, "rows": len(rows), "store": store})
+
+    def record_materializations(self, env, items, user, store):
+        """Audit rows for values materialised outside the registry (Redis): ``(name, version, rows)``."""
+        with self._driver_write() as cursor:
+            for name, version, rows in items:
+                self._audit_prepared(cursor, user, "materialize", "feature", name,
+                                     {"env": env, "version": version, "rows": rows, "store": store})
+
+    def online_version(self, env, feature_id):
+        """The version materialised for a feature in ``env``, or None if it never was."""
+        with self._read() as connection:
+            return connection.execute(
+                sa.select(online_features.c.version)
+                .where(online_features.c.env == env, online_features.c.feature_id == feature_id)
+                .limit(1)
+            ).scalar()
+
+    def online_lookup(self, env, feature_ids, entity_keys):
+        """``(feature_id, entity_key, value_json)`` rows of these features and entities in ``env``.
+
+        The read path of serving: one statement, compiled once per shape and run straight on
+        the driver connection (SQLAlchemy's per-execution work would be most of the cost).
+        """
+        shape = ("online_lookup", len(feature_ids), len(entity_keys))
+        prepared = self._prepared.get(shape)
+        if prepared is None:
+            statement = sa.select(
+                online_features.c.feature_id, online_features.c.entity_key, online_features.c.value
+            ).where(
+                online_features.c.env == sa.bindparam("env"),
+                online_features.c.feature_id.in_([sa.bindparam(f"f{i}") for i in range(len(feature_ids))]),
+                online_features.c.entity_key.in_([sa.bindparam(f"e{i}") for i in range(len(entity_keys))]),
+            )
+            compiled = statement.compile(dialect=self.engine.dialect)
+            order = compiled.positiontup if compiled.positional else None
+            if len(self._prepared) > 1024:  # a bound on the shapes remembered
+                self._prepared.clear()
+            prepared = self._prepared[shape] = (str(compiled), order)
+        sql, order = prepared
+        if order is not None and order[0] == "env" and len(order) == 1 + len(feature_ids) + len(entity_keys):
+            parameters = (env, *feature_ids, *entity_keys)
+        else:
+            named = {"env": env, **{f"f{i}": v for i, v in enumerate(feature_ids)},
+                     **{f"e{i}": v for i, v in enumerate(entity_keys)}}
+            parameters = tuple(named[key] for key in order) if order is not None else named
+        driver = self._connection().connection.driver_connection
+        cursor = driver.cursor()
+        try:
+            cursor.execute(sql, parameters)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+            if self.engine.dialect.name != "sqlite":
+                driver.rollback()  # end the read's implicit transaction
+        return rows
 
     # ---- audit ----------------------------------------------------------------------------
 
