@@ -15,7 +15,7 @@ _API = (
     "register_model", "get_model_version", "load_model", "list_models", "list_versions",
     "model_history", "promote", "demote", "audit", "registry_counts",
     "register_feature", "feature", "expect", "get_feature", "feature_values", "list_features",
-    "training_set", "training_sets_using", "materialize", "get_online_features",
+    "training_set", "training_sets_using", "list_feature_versions", "compare_feature_versions", "materialize", "get_online_features",
 )
 _ERRORS = ("MlopsError", "InvalidInput", "NotFound", "AlreadyExists", "GateFailed", "IntegrityError", "NoActiveRun")
 

@@ -719,8 +719,30 @@ def training_set(name, entities, features, *, label=None, max_age=None):
 
 
 def training_sets_using(name):
-    """Training sets built from feature ``name``: lineage from a feature towards runs and models."""
+    """Training sets built from feature ``name``, with their runs and the models registered from
+    those runs: lineage from a feature towards production."""
     return _store().training_sets_using(check_name(name, "feature name"))
+
+
+def list_feature_versions(name):
+    return _store().list_feature_versions(check_name(name, "feature name"))
+
+
+def compare_feature_versions(name, old=None, new=None):
+    """How version ``new`` (default: the latest) of a feature differs from ``old`` (default:
+    the one before): mean shift, null change, PSI with its band, and a one-line summary."""
+    from .features import statistics
+
+    new_entry = _store().get_feature_version(check_name(name, "feature name"), new)
+    old_version = old if old is not None else new_entry["version"] - 1
+    if old_version < 1:
+        raise NotFound(f"feature {name!r} has only one version: nothing to compare with")
+    old_entry = _store().get_feature_version(name, old_version)
+    counts = None
+    edges = (old_entry["statistics"].get("histogram") or {}).get("edges")
+    if edges:
+        counts = statistics.histogram_on(feature_values(name, new_entry["version"])[name], edges)
+    return statistics.compare(old_entry["statistics"], new_entry["statistics"], new_counts_on_old_edges=counts)
 
 
 # ---- online features ----------------------------------------------------------------------

@@ -149,3 +149,25 @@ def test_features_can_be_browsed_and_searched(registry, events):
     assert [f["name"] for f in mlops.list_features()] == ["spend", "visits"]
     assert [f["name"] for f in mlops.list_features("MONEY")] == ["spend"]
     assert mlops.list_features()[1]["latest_version"] == 1
+
+
+def test_versions_are_listed_and_compared(registry, events):
+    mlops.register_feature("spend", spend(events), entity="customer", timestamp="at")
+    with pytest.raises(NotFound, match="only one version"):
+        mlops.compare_feature_versions("spend")
+    mlops.register_feature("spend", spend(events.assign(amount=events["amount"] * 10)), entity="customer",
+                           timestamp="at")
+    assert [v["version"] for v in mlops.list_feature_versions("spend")] == [2, 1]
+    difference = mlops.compare_feature_versions("spend")
+    assert difference["psi_band"] == "major shift" and difference["psi"] > 0.25
+    assert "PSI" in difference["summary"]
+
+
+def test_lineage_reaches_the_models_trained_on_a_feature(registry, events):
+    mlops.register_feature("spend", spend(events), entity="customer", timestamp="at")
+    labels = events[["customer", "at"]].assign(y=[0, 1, 0, 1, 0, 1])
+    with mlops.start_run():
+        built = mlops.training_set("train", labels, "spend", label="y")
+        mlops.register_model({"weights": built["spend"].tolist()}, "churn")
+    (used,) = mlops.training_sets_using("spend")
+    assert used["models"] == ["churn v1"]

@@ -88,3 +88,12 @@ def test_features_show_and_training_set(shell):
         shell.run_line_magic("mlops", "training-set churn --entities nothing --features spend")
     with pytest.raises(UsageError, match="feature show NAME"):
         shell.run_line_magic("mlops", "feature spend")
+
+
+def test_show_compares_a_version_with_the_one_before(shell, capsys):
+    define(shell)
+    shell.run_cell("events['amount'] = events['amount'] * 10")
+    define(shell)
+    capsys.readouterr()
+    assert shell.run_line_magic("mlops", "feature show spend")["version"] == 2
+    assert "v2 against v1: " in capsys.readouterr().out

@@ -1677,12 +1677,13 @@ class FeatureView(View):
             _mono(_short(entry.get("run_id")), title=entry.get("run_id")),
             _mono(_fmt(entry.get("digest"))[:12], title=entry.get("digest")),
             Cell(_when(entry.get("created_at")), "white-space: nowrap;"),
+            ", ".join(entry.get("models") or []) or "-",
         ] for entry in shown]
         note = _plural(len(self.training_sets), "training set")
         if len(self.training_sets) > len(shown):
             note += f", newest {len(shown)} shown"
         return [_title("Used by", note),
-                Markup(_table(["training set", "version used", "run", "fingerprint", "built"], rows))]
+                Markup(_table(["training set", "version used", "run", "fingerprint", "built", "models"], rows))]
 
     def html(self):
         if not self.feature:

@@ -468,11 +468,15 @@ def show_feature(magics, reference):
     entry = api.get_feature(reference)
     view = feature_view(
         entry,
+        versions=api.list_feature_versions(entry["name"]),
         expectations=api.current_registry().store.get_expectations(entry["name"]),
         training_sets=api.training_sets_using(entry["name"]),
         live=magics.live,
     )
     magics.show(view)
+    if entry["version"] > 1:
+        print(f"v{entry['version']} against v{entry['version'] - 1}: "
+              f"{api.compare_feature_versions(entry['name'], new=entry['version'])['summary']}")
     return entry
 
 

@@ -872,7 +872,8 @@ class Store:
         return training_set_id
 
     def training_sets_using(self, name):
-        """Training sets built from any version of feature ``name``, newest first."""
+        """Training sets built from any version of feature ``name``, newest first, each with the
+        model versions registered from the run that built it (``"models"``: ``["churn v2", …]``)."""
         with self._read() as connection:
             feature = self._feature_row(connection, name)
             rows = connection.execute(
@@ -881,6 +882,29 @@ class Store:
                 .join(training_set_features, training_set_features.c.training_set_id == training_sets.c.id)
                 .where(training_set_features.c.feature_id == feature["id"])
                 .order_by(training_sets.c.created_at.desc())
+            ).mappings().all()
+            run_ids = sorted({row["run_id"] for row in rows if row["run_id"]})
+            models = {}
+            if run_ids:
+                for run_id, model, version in connection.execute(
+                    sa.select(model_versions.c.run_id, registered_models.c.name, model_versions.c.version)
+                    .join(registered_models, registered_models.c.id == model_versions.c.model_id)
+                    .where(model_versions.c.run_id.in_(run_ids))
+                    .order_by(registered_models.c.name, model_versions.c.version)
+                ):
+                    models.setdefault(run_id, []).append(f"{model} v{version}")
+        return [{**row, "models": models.get(row["run_id"], [])} for row in rows]
+
+    def list_feature_versions(self, name):
+        """A feature's versions, newest first (without their code and statistics)."""
+        with self._read() as connection:
+            feature = self._feature_row(connection, name)
+            rows = connection.execute(
+                sa.select(feature_versions.c.version, feature_versions.c.fingerprint, feature_versions.c.dtype,
+                          feature_versions.c.rows, feature_versions.c.run_id, feature_versions.c.created_at,
+                          feature_versions.c.created_by)
+                .where(feature_versions.c.feature_id == feature["id"])
+                .order_by(feature_versions.c.version.desc())
             ).mappings().all()
         return [dict(row) for row in rows]
 
