@@ -74,3 +74,19 @@ def registry_url(request, tmp_path):
 def registry(registry_url, tmp_path):
     """The current registry, empty, with artifacts in the test's folder."""
     return mlops.connect(registry_url, artifacts=str(tmp_path / "artifacts"))
+
+
+@pytest.fixture
+def shell(registry, registry_url):
+    """A real IPython shell with %mlops loaded and pointed at the test's registry."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryAccessor.enabled = False
+    shell = InteractiveShell.instance(config=config)
+    shell.run_line_magic("load_ext", "mlops_jupyter")
+    shell.run_line_magic("config", f"MlopsMagics.registry_url = {registry_url!r}")
+    shell.run_cell("import mlops_jupyter as mlops")
+    yield shell
+    InteractiveShell.clear_instance()

@@ -4,22 +4,8 @@ import re
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 import mlops_jupyter as mlops
-
-
-@pytest.fixture
-def shell(registry, registry_url):
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    shell = InteractiveShell.instance(config=config)
-    shell.run_line_magic("load_ext", "mlops_jupyter")
-    shell.run_line_magic("config", f"MlopsMagics.registry_url = {registry_url!r}")
-    shell.run_cell("import mlops_jupyter as mlops")
-    yield shell
-    InteractiveShell.clear_instance()
 
 
 def line(shell, text):

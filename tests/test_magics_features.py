@@ -2,8 +2,6 @@
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 import mlops_jupyter as mlops
 
@@ -21,15 +19,10 @@ SPEND = 'events.assign(spend=events.groupby("customer")["amount"].cumsum())[["cu
 
 
 @pytest.fixture
-def shell(registry, registry_url):
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    shell = InteractiveShell.instance(config=config)
-    shell.run_line_magic("load_ext", "mlops_jupyter")
-    shell.run_line_magic("config", f"MlopsMagics.registry_url = {registry_url!r}")
+def shell(shell):
+    """The shared shell, with a small purchase table and labels in its namespace."""
     shell.run_cell(EVENTS)
-    yield shell
-    InteractiveShell.clear_instance()
+    return shell
 
 
 def define(shell, header="spend --entity customer --timestamp at", body=SPEND):
