@@ -1,7 +1,8 @@
 """Fixtures: a fresh registry per test on SQLite and, where reachable, on the real PostgreSQL.
 
-PostgreSQL tests use ``MLOPS_TEST_POSTGRES_URL`` (``.ci/run`` sets it, and then an
-unreachable server fails the run), else the local default, else they skip with a reason.
+PostgreSQL and Redis tests use ``MLOPS_TEST_POSTGRES_URL`` / ``MLOPS_TEST_REDIS_URL``
+(``.ci/run`` sets them, and then an unreachable server fails the run), else the local
+default, else they skip with a reason.
 Each test gets its own PostgreSQL schema, dropped afterwards.
 """
 
@@ -16,6 +17,7 @@ import mlops_jupyter as mlops
 from mlops_jupyter import api
 
 PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+REDIS_DEFAULT_URL = "redis://127.0.0.1:6379/15"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
@@ -30,20 +32,45 @@ def _isolated(monkeypatch, tmp_path):
     api.disconnect()
 
 
-@pytest.fixture(scope="session")
-def pg_url():
-    url = os.environ.get("MLOPS_TEST_POSTGRES_URL")
-    engine = sa.create_engine(url or PG_DEFAULT_URL, poolclass=NullPool, connect_args={"connect_timeout": 5})
+def reachable_service(variable, default, probe, what):
+    """The URL in ``variable`` (which must answer), else ``default`` if it answers, else skip."""
+    url = os.environ.get(variable)
+    try:
+        probe(url or default)
+    except Exception as error:  # each client raises its own connection errors
+        if url:
+            pytest.fail(f"{variable} is set but {what} is unreachable: {error}")
+        pytest.skip(f"{what} not reachable at {default}; set {variable} to require it")
+    return url or default
+
+
+def _probe_postgres(url):
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
     try:
         with engine.connect():
             pass
-    except sa.exc.DBAPIError as error:
-        if url:
-            pytest.fail(f"MLOPS_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {error}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_DEFAULT_URL}; set MLOPS_TEST_POSTGRES_URL to require it")
     finally:
         engine.dispose()
-    return url or PG_DEFAULT_URL
+
+
+def _probe_redis(url):
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    return reachable_service("MLOPS_TEST_POSTGRES_URL", PG_DEFAULT_URL, _probe_postgres, "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    return reachable_service("MLOPS_TEST_REDIS_URL", REDIS_DEFAULT_URL, _probe_redis, "Redis")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ names ending in a per-test token and delete only keys carrying it.
 """
 
 import math
-import os
 import secrets
 
 import numpy as np
@@ -16,26 +15,6 @@ import pytest
 
 import mlops_jupyter as mlops
 from mlops_jupyter import GateFailed, InvalidInput, NotFound
-
-REDIS_DEFAULT_URL = "redis://127.0.0.1:6379/15"
-
-
-@pytest.fixture(scope="session")
-def redis_url():
-    import redis
-
-    url = os.environ.get("MLOPS_TEST_REDIS_URL")
-    client = redis.Redis.from_url(url or REDIS_DEFAULT_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        if url:
-            pytest.fail(f"MLOPS_TEST_REDIS_URL is set but Redis is unreachable: {error}")
-        pytest.skip(f"Redis not reachable at {REDIS_DEFAULT_URL}; set MLOPS_TEST_REDIS_URL to require it")
-    finally:
-        client.close()
-    return url or REDIS_DEFAULT_URL
-
 
 class Online:
     """Where a test materialises: ``store`` for the API, ``env(name)`` for its env names."""
