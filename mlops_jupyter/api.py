@@ -683,11 +683,8 @@ def training_set(name, entities, features, *, label=None, max_age=None):
     check_name(name, "training set name")
     if not isinstance(entities, pandas.DataFrame):
         raise InvalidInput(f"entities must be a DataFrame, not {type(entities).__name__}")
-    references = [f.strip() for f in features.split(",")] if isinstance(features, str) else list(features)
-    if not references:
-        raise InvalidInput("a training set needs at least one feature")
     store = _store()
-    entries = [get_feature(reference) for reference in references]
+    entries = [get_feature(reference) for reference in _feature_list(features)]
     keys = {(entry["entity"], entry["timestamp"]) for entry in entries}
     if len(keys) > 1:
         raise InvalidInput(f"the features are keyed differently: {sorted(keys)}; build one training set per key")
@@ -813,7 +810,7 @@ def get_online_features(features, entities, *, env="staging", store=None, output
     target = online.check_store(store)
     if output not in ("frame", "dict"):
         raise InvalidInput(f"output must be 'frame' or 'dict', not {output!r}")
-    names = features if type(features) is list else _feature_list(features)
+    names = _feature_list(features)
     registry_store = _store()
     keys_of = [registry_store.feature_key(_online_name(name)) for name in names]
     entities, keys = online.entity_keys(entities)

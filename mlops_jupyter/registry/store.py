@@ -83,6 +83,7 @@ class Store:
         self._held = threading.local()
         self._prepared = {}
         self._experiment_ids = {}
+        self._feature_keys = {}  # name -> (id, entity column); features are never deleted
 
     def close(self):
         self.engine.dispose()
@@ -911,13 +912,12 @@ class Store:
     # ---- online features ------------------------------------------------------------------
 
     def feature_key(self, name):
-        """``(id, entity column)`` of feature ``name``, remembered: features are never deleted."""
-        cache = self.__dict__.setdefault("_feature_keys", {})
-        found = cache.get(name)
+        """``(id, entity column)`` of feature ``name``."""
+        found = self._feature_keys.get(name)
         if found is None:
             with self._read() as connection:
                 row = self._feature_row(connection, name)
-            found = cache[name] = (row["id"], row["entity"])
+            found = self._feature_keys[name] = (row["id"], row["entity"])
         return found
 
     def materialize_online(self, env, items, user, store="registry"):
