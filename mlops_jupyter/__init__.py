@@ -16,6 +16,7 @@ _API = (
     "model_history", "promote", "demote", "audit", "registry_counts",
     "register_feature", "feature", "expect", "get_feature", "feature_values", "list_features",
     "training_set", "training_sets_using", "list_feature_versions", "compare_feature_versions", "materialize", "get_online_features",
+    "convert", "run_pipeline", "export_pipeline", "verify_pipeline",
 )
 _ERRORS = ("MlopsError", "InvalidInput", "NotFound", "AlreadyExists", "GateFailed", "IntegrityError", "NoActiveRun")
 

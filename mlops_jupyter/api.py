@@ -850,6 +850,46 @@ def _online_name(name):
     return name
 
 
+# ---- pipelines ---------------------------------------------------------------------------
+
+
+def convert(notebook, out=None):
+    """Turn a notebook (a path or an nbformat node) into a pipeline folder; return the Pipeline.
+
+    Conversion reads nothing but the notebook; ``out`` defaults to ``NOTEBOOK_pipeline`` beside it.
+    """
+    from .pipeline.convert import convert as convert_notebook
+
+    pipeline = convert_notebook(notebook)
+    if out is None:
+        if not isinstance(notebook, (str, Path)):
+            raise InvalidInput("say where to write the pipeline: out=DIR (the notebook was given as an object)")
+        out = Path(notebook).with_name(f"{Path(notebook).stem}_pipeline")
+    pipeline.write(out)
+    return pipeline
+
+
+def run_pipeline(directory, *, params=None, executor="local", scheduler=None, only=None):
+    """Run a converted pipeline as a run with one child run per step; unchanged steps come from cache."""
+    from .pipeline.runner import run
+
+    return run(directory, params=params, executor=executor, scheduler=scheduler, only=only)
+
+
+def export_pipeline(directory, to, *, out=None):
+    """Write a Kubeflow Pipelines (``to="kfp"``) or Airflow (``to="airflow"``) job; return its path."""
+    from .pipeline.export import export
+
+    return export(directory, to, out=out)
+
+
+def verify_pipeline(directory, *, params=None):
+    """Run the pipeline and its notebook and compare each step's outputs; return the report."""
+    from .pipeline.verify import verify
+
+    return verify(directory, params=params)
+
+
 def audit(object_name=None, *, user=None, since=None, limit=1000):
     """Who did what to which object, newest first."""
     return _store().audit_entries(object_name, user, since, limit)

@@ -85,6 +85,38 @@ def build_parser():
     audit.add_argument("--user", metavar="USER", help="only this user's actions")
     audit.add_argument("--limit", metavar="N", type=int, default=50, help="at most N entries (default: 50)")
 
+    convert = command(
+        "convert",
+        "turn a notebook into a pipeline folder (no registry needed)",
+        "Write a pipeline: pipeline.json (steps, inputs, outputs, parameters, code hashes) and\n"
+        "one plain Python module per step. Cell tags: step:NAME starts a step (untagged cells join\n"
+        "the step above), parameters marks the parameters cell, skip and raises-exception keep a\n"
+        "cell out. Without tags, steps split at Markdown headings.",
+    )
+    convert.add_argument("notebook", metavar="NOTEBOOK", help="the .ipynb file")
+    convert.add_argument("-o", "--out", metavar="DIR", help="output folder (default: NOTEBOOK's name + _pipeline)")
+
+    pipeline = command("pipeline", "run, export or verify a converted pipeline")
+    verbs = pipeline.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def verb(name, help):
+        parser = verbs.add_parser(name, help=help, description=help, parents=[common], formatter_class=_formatter)
+        parser.add_argument("directory", metavar="DIR", help="the folder mlops convert wrote")
+        return parser
+
+    run = verb("run", "run the pipeline; steps whose code, parameters and inputs are unchanged are skipped")
+    run.add_argument("--param", metavar="K=V", action="append", default=[], help="override a parameter (repeatable)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local", help="where steps run (default: local)")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (default: a LocalCluster)")
+    run.add_argument("--only", metavar="STEP", help="run up to this step (what it needs, from cache when unchanged)")
+
+    export = verb("export", "write a job for another orchestrator that runs the pipeline's steps")
+    export.add_argument("--to", choices=("kfp", "airflow"), required=True, help="target orchestrator")
+    export.add_argument("-o", "--out", metavar="PATH", help="output file (default: inside DIR)")
+
+    verify = verb("verify", "run the pipeline and the notebook; compare each step's outputs")
+    verify.add_argument("--param", metavar="K=V", action="append", default=[], help="override a parameter (repeatable)")
+
     command(
         "demo",
         "train three models, track them, register the best, promote it and load it back",
@@ -97,7 +129,7 @@ def main(argv=None):
     from .errors import MlopsError
 
     try:
-        if args.command != "demo":
+        if args.command not in ("demo", "convert"):
             from . import api
 
             api.connect(args.registry)
@@ -273,6 +305,50 @@ def _audit(args):
     print_table(rows, ["when", "user", "action", "object_type", "object_name", "detail"])
 
 
+def _convert(args):
+    from . import api
+
+    pipeline = api.convert(args.notebook, out=args.out)
+    spec = pipeline.spec
+    print(f"{len(spec.steps)} steps written to {pipeline.directory}")
+    for step in spec.steps:
+        needs = ", ".join(step.arguments) or "-"
+        gives = ", ".join(step.returns) or "-"
+        print(f"  {step.name:<20} needs {needs}; gives {gives}")
+    for warning in spec.warnings:
+        where = f"cell {warning['cell']}" if warning["cell"] is not None else "notebook"
+        print(f"warning: {where}: {warning['message']}", file=sys.stderr)
+
+
+def _pipeline(args):
+    from . import api
+
+    params = dict(_pair(text) for text in args.param) if "param" in args else {}
+    if args.verb == "run":
+        result = api.run_pipeline(
+            args.directory, params=params, executor=args.executor, scheduler=args.scheduler, only=args.only
+        )
+        print(f"pipeline run {result['run_id'][:8]}: {result['summary']}")
+    elif args.verb == "export":
+        print(f"wrote {api.export_pipeline(args.directory, args.to, out=args.out)}")
+    else:
+        report = api.verify_pipeline(args.directory, params=params)
+        print(report.text())
+        if not report.ok:
+            raise SystemExit(1)
+
+
+def _pair(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        from .errors import InvalidInput
+
+        raise InvalidInput(f"--param must be written key=value, got {text!r}")
+    from .pipeline.spec import parse_value
+
+    return key, parse_value(value)
+
+
 def _demo(args):
     from .demo import run_demo
 
@@ -288,6 +364,8 @@ HANDLERS = {
     "promote": _promote,
     "demote": _demote,
     "audit": _audit,
+    "convert": _convert,
+    "pipeline": _pipeline,
     "demo": _demo,
 }
 
