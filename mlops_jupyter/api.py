@@ -890,6 +890,43 @@ def verify_pipeline(directory, *, params=None):
     return verify(directory, params=params)
 
 
+def finished_runs_tagged(key, values):
+    """FINISHED runs tagged ``key`` with one of ``values``, newest first:
+    ``[(tag value, run id, {artifact path: (sha256, size)})]`` (the pipeline cache's lookup)."""
+    return _store().finished_runs_tagged(key, list(values))
+
+
+def store_bytes(data, path, *, run=None):
+    """Store ``data`` content-addressed as artifact ``path`` of the run; return ``(sha256, size)``."""
+    run_id = _target(run)
+    registry = current_registry()
+    sha256, size = registry.artifacts.put_bytes(data)
+    registry.store.record_artifacts(run_id, {check_relative_path(path): (sha256, size)}, config.current_user())
+    return sha256, size
+
+
+def record_stored_artifacts(entries, *, run=None):
+    """Record ``{path: (sha256, size)}`` of blobs the artifact store already holds (no copy)."""
+    entries = {check_relative_path(path): value for path, value in entries.items()}
+    _store().record_artifacts(_target(run), entries, config.current_user())
+
+
+def artifact_bytes(sha256):
+    """A stored blob's bytes, verified against ``sha256``."""
+    return current_registry().artifacts.get_bytes(sha256)
+
+
+def artifacts_present(sha256s):
+    """Whether the artifact store still holds every one of these blobs."""
+    artifacts = current_registry().artifacts
+    locations = [artifacts.location(sha256) for sha256 in sha256s]
+    if all("://" not in location for location in locations):
+        return all(Path(location).is_file() for location in locations)
+    import fsspec
+
+    return all(fsspec.core.url_to_fs(location)[0].exists(location) for location in locations)
+
+
 def audit(object_name=None, *, user=None, since=None, limit=1000):
     """Who did what to which object, newest first."""
     return _store().audit_entries(object_name, user, since, limit)

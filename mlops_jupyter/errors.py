@@ -39,3 +39,12 @@ class IntegrityError(MlopsError):
 
 class NoActiveRun(MlopsError):
     """A logging call made with no run active and no run given."""
+
+
+class StepFailed(MlopsError):
+    """A pipeline step raised; the message names the step, its notebook cell and the error."""
+
+    def __init__(self, message, step=None, cell=None):
+        super().__init__(message)
+        self.step = step
+        self.cell = cell

@@ -1032,3 +1032,43 @@ class Store:
                               registered_models, model_versions, aliases, alias_transitions, audit_log)
             }
 
+
+    # ---- pipelines ------------------------------------------------------------------------
+
+    def finished_runs_tagged(self, key, values):
+        """FINISHED runs tagged ``key`` with one of ``values``, newest first, in one query:
+        ``[(tag value, run id, {artifact path: (sha256, size)})]``."""
+        if not values:
+            return []
+        with self._read() as connection:
+            rows = connection.execute(
+                sa.select(tags.c.value, runs.c.id, artifacts.c.path, artifacts.c.sha256, artifacts.c.size)
+                .join(runs, runs.c.id == tags.c.run_id)
+                .outerjoin(artifacts, artifacts.c.run_id == runs.c.id)
+                .where(tags.c.key == key, tags.c.value.in_(sorted(set(values))), runs.c.status == FINISHED)
+                .order_by(runs.c.start_time.desc(), runs.c.id)
+            ).all()
+        found = {}
+        for value, run_id, path, sha256, size in rows:
+            entry = found.setdefault(run_id, (value, run_id, {}))
+            if path is not None:
+                entry[2][path] = (sha256, size)
+        return list(found.values())
+
+    def record_artifacts(self, run_id, entries, user):
+        """Record ``{path: (sha256, size)}`` of blobs already in the artifact store, in one transaction."""
+        if not entries:
+            return
+        now = time.time()
+        rows = [{"run_id": run_id, "path": path, "sha256": sha256, "size": size, "created_at": now}
+                for path, (sha256, size) in entries.items()]
+        try:
+            with self._driver_write() as cursor:
+                self._execute_prepared(
+                    cursor, "record_artifacts",
+                    lambda: self._upsert_statement(artifacts, ["run_id", "path"], ["sha256", "size", "created_at"]),
+                    rows,
+                )
+                self._audit_prepared(cursor, user, "log_artifacts", "run", run_id, {"paths": sorted(entries)})
+        except self._integrity_errors:
+            raise NotFound(f"no run with id {run_id!r}") from None
