@@ -34,7 +34,7 @@ CACHED_FROM_TAG = "mlops.cached_from"
 CACHE_FORMAT = "mlops-pipeline-cache-1"
 EXECUTORS = ("local", "dask")
 _CELL_MARK = re.compile(r"^\s*# --- cell (\d+)")
-_worker_lock = threading.Lock()  # a worker runs one step at a time: the API's active run is process-wide
+_worker_lock = threading.RLock()  # a worker runs one step at a time: the API's active run is process-wide
 _worker_registry = None  # (registry URL, artifact root) a dask worker process is connected to
 
 
@@ -149,8 +149,8 @@ def _checked_override(name, default, given):
     if kind in (int, float, bool, str) and type(given) is not kind:
         hint = f"; to pass text, quote it: --param {name}='\"{given}\"'" if kind is str else ""
         raise InvalidInput(
-            f"parameter {name!r} is a {kind.__name__} (default {default!r}), "
-            f"but {given!r} ({type(given).__name__}) was given{hint}"
+            f"parameter {name!r} defaults to {default!r} ({kind.__name__}): "
+            f"{given!r} ({type(given).__name__}) does not fit{hint}"
         )
     return given
 
@@ -305,6 +305,8 @@ def _run_dask(plan, scheduler):
     cluster = None if scheduler else LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
     client = Client(scheduler or cluster)
     try:
+        # Every worker connects (imports, opens the registry) now, in parallel, not at its first step.
+        client.run(connect_worker, plan.registry_url, plan.artifact_root)
         waiting = list(plan.selected)
         running = as_completed()
         completed = 0
@@ -346,17 +348,23 @@ def _run_dask(plan, scheduler):
             cluster.close()
 
 
+def connect_worker(registry_url, artifact_root):
+    """Connect this worker process to the pipeline's registry, once."""
+    global _worker_registry
+    with _worker_lock:
+        if _worker_registry != (registry_url, artifact_root):
+            api.connect(registry_url, artifacts=artifact_root)
+            _worker_registry = (registry_url, artifact_root)
+
+
 def run_on_worker(task):
     """A Dask worker's side: run the step as a child of the pipeline run in the task's registry.
 
     Returns the outcome, or ``{"failed": message, "cell": N}``: the driver raises it, so the
     error reaches the user as one line whatever the worker's Python could pickle.
     """
-    global _worker_registry
     with _worker_lock:
-        if _worker_registry != (task.registry_url, task.artifact_root):
-            api.connect(task.registry_url, artifacts=task.artifact_root)
-            _worker_registry = (task.registry_url, task.artifact_root)
+        connect_worker(task.registry_url, task.artifact_root)
         try:
             outcome = execute(task, {}, parent=task.parent_run_id)
         except StepFailed as error:
