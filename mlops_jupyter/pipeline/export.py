@@ -2,7 +2,9 @@
 
 Each orchestrator task runs one step with ``mlops pipeline run DIR --only STEP``. The steps it
 needs are unchanged by then, so they come from the registry's cache and the artifact store:
-tasks share nothing but the registry, which every worker must reach. The generated files let
+tasks share nothing but the registry, which every worker must reach. Every task passes every
+parameter's value, not only its step's: ``--only`` would otherwise recompute an upstream step
+with its default and the step would read the wrong inputs. The generated files let
 the user choose, per run, the pipeline folder as the worker sees it, the ``mlops`` command and
 the registry URL (empty: the worker's ``MLOPS_REGISTRY_URL``), plus every notebook parameter
 whose default is a JSON-like literal; other parameters keep their notebook default.
@@ -116,7 +118,7 @@ def _kfp_name(name):
 def _kfp_source(spec, directory, exposed, fixed):
     components = "\n\n".join(_kfp_component(step, exposed) for step in spec.steps)
     signature = "".join(f"    {name}: {KFP_TYPES[type(value)]} = {value!r},\n" for name, value in exposed.items())
-    tasks = "".join(_kfp_task(step, exposed) for step in spec.steps)
+    tasks = "".join(_kfp_task(step) for step in spec.steps)
     description = f"steps of the notebook {spec.notebook.get('path', '')}"
     return f'''"""Kubeflow Pipelines job for the mlops pipeline {spec.name!r}, written by `mlops pipeline export --to kfp`.
 
@@ -146,7 +148,9 @@ def pipeline(
     mlops_command: str = "mlops",
     mlops_registry: str = "",
 {signature}):
-    settings = dict(mlops_pipeline_dir=mlops_pipeline_dir, mlops_command=mlops_command, mlops_registry=mlops_registry)
+    arguments = dict(
+        mlops_pipeline_dir=mlops_pipeline_dir, mlops_command=mlops_command, mlops_registry=mlops_registry,{"".join(f" {name}={name}," for name in exposed)}
+    )
 {tasks}
 
 if __name__ == "__main__":
@@ -154,16 +158,10 @@ if __name__ == "__main__":
 '''
 
 
-def _overridable(step, exposed):
-    """The step's parameters a run can set; the others it reads from parameters.py."""
-    return [name for name in step.parameters if name in exposed]
-
-
 def _kfp_component(step, exposed):
     # A lightweight Python component, not a container component: kfp's local SubprocessRunner runs only these.
-    names = _overridable(step, exposed)
-    annotations = "".join(f", {name}: {KFP_TYPES[type(exposed[name])]}" for name in names)
-    params = ", ".join(f"{name!r}: {name}" for name in names)
+    annotations = "".join(f", {name}: {KFP_TYPES[type(value)]}" for name, value in exposed.items())
+    params = ", ".join(f"{name!r}: {name}" for name in exposed)
     return f'''@dsl.component(base_image=IMAGE)
 def step_{step.name}(mlops_pipeline_dir: str, mlops_command: str, mlops_registry: str{annotations}):
     """Step {step.name}: mlops pipeline run --only {step.name}."""
@@ -179,12 +177,11 @@ def step_{step.name}(mlops_pipeline_dir: str, mlops_command: str, mlops_registry
 '''
 
 
-def _kfp_task(step, exposed):
-    params = "".join(f", {name}={name}" for name in _overridable(step, exposed))
+def _kfp_task(step):
     after = f".after({', '.join(f'{name}_task' for name in step.upstream)})" if step.upstream else ""
     # KFP's own cache would skip a step whose code changed under the same arguments; ours decides.
     return (
-        f"    {step.name}_task = step_{step.name}(**settings{params})"
+        f"    {step.name}_task = step_{step.name}(**arguments)"
         f".set_display_name({step.name!r}).set_caching_options(False){after}\n"
     )
 
@@ -197,7 +194,7 @@ def _airflow_source(spec, directory, exposed, fixed):
         f"        {name!r}: Param({value!r}, type={JSON_SCHEMA_TYPES[type(value)]!r}),\n" for name, value in exposed.items()
     )
     tasks = "".join(
-        f"    {step.name}_task = run_step.override(task_id={step.name!r})({step.name!r}, {_overridable(step, exposed)!r})\n"
+        f"    {step.name}_task = run_step.override(task_id={step.name!r})({step.name!r})\n"
         for step in spec.steps
     )
     dependencies = "".join(
@@ -217,11 +214,14 @@ import subprocess
 from airflow.sdk import DAG, Param, task
 
 
+NOTEBOOK_PARAMETERS = {list(exposed)!r}
+
+
 @task
-def run_step(step, parameters, params=None):
-    """Run one step with mlops pipeline run --only, passing the run's values of its parameters."""
+def run_step(step, params=None):
+    """Run one step with mlops pipeline run --only, passing the run's value of every notebook parameter."""
     command = [*shlex.split(params["mlops_command"]), "pipeline", "run", params["mlops_pipeline_dir"], "--only", step]
-    command += [arg for name in parameters for arg in ("--param", f"{{name}}={{params[name]!r}}")]
+    command += [arg for name in NOTEBOOK_PARAMETERS for arg in ("--param", f"{{name}}={{params[name]!r}}")]
     if params["mlops_registry"]:
         command += ["--registry", params["mlops_registry"]]
     subprocess.run(command, check=True)
