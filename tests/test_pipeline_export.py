@@ -147,6 +147,17 @@ def test_cli_writes_to_the_path_given(pipeline_dir, capsys):
     ast.parse(out.read_text())
 
 
+@pytest.mark.parametrize("notebook", sorted((REPO / "example_notebooks").glob("*.ipynb")), ids=lambda path: path.stem)
+def test_converted_example_notebooks_export_every_step(notebook, tmp_path, monkeypatch):
+    steps = {step.name for step in api.convert(notebook, out=tmp_path / "pipeline").spec.steps}
+    dag = ast.parse(api.export_pipeline(tmp_path / "pipeline", "airflow").read_text())
+    assert {call.keywords[0].value.value for call in _calls(dag, "override")} == steps
+    _kfp_importable(monkeypatch, False)
+    with pytest.warns(UserWarning, match="kfp is not installed"):
+        job = ast.parse(api.export_pipeline(tmp_path / "pipeline", "kfp").read_text())
+    assert {node.name.removeprefix("step_") for node in job.body if isinstance(node, ast.FunctionDef)} == steps | {"pipeline"}
+
+
 def test_bad_input(pipeline_dir, tmp_path):
     with pytest.raises(InvalidInput, match="unknown export target 'argo'; choose one of: kfp, airflow"):
         api.export_pipeline(pipeline_dir, "argo")
