@@ -84,7 +84,10 @@ def _write(path, text):
 
 
 def _fixed_note(fixed):
-    return "".join(f"# {name} keeps its notebook default, {text} (not a JSON-like literal).\n" for name, text in fixed.items())
+    return "".join(
+        f"# {name} keeps its notebook default, {' '.join(text.split())} (not a JSON-like literal).\n"
+        for name, text in fixed.items()
+    )
 
 
 # ---------------------------------------------------------------- Kubeflow Pipelines
@@ -106,7 +109,8 @@ def _export_kfp(spec, directory, exposed, fixed, out):
     # A subprocess keeps kfp out of this process and reports the SDK's own compile errors.
     done = subprocess.run([sys.executable, str(script), str(yaml_path)], capture_output=True, text=True)
     if done.returncode:
-        raise MlopsError(f"kfp could not compile {script}: {done.stderr.strip().splitlines()[-1:]}")
+        last_line = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise MlopsError(f"kfp could not compile {script}: {last_line}")
     return yaml_path
 
 
