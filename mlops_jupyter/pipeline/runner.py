@@ -247,8 +247,10 @@ class _Plan:
     def record_cached(self, task, hit):
         started = time.perf_counter()
         source_run_id, entries = hit
+        # Only runs that executed carry the cache key: lookups stay one row per execution, and
+        # cached_from always names the run that computed the values.
         step_run = api.start_run(task.step.name, parent=self.run, code=task.source, tags={
-            STEP_TAG: task.step.name, CACHE_KEY_TAG: task.cache_key, CACHED_FROM_TAG: source_run_id,
+            STEP_TAG: task.step.name, CACHED_FROM_TAG: source_run_id,
         })
         api.record_stored_artifacts(entries, run=step_run)
         api.end_run("FINISHED", run=step_run)

@@ -34,6 +34,8 @@ def imported_packages():
     for name in list(sys.modules):
         if "." in name or name.startswith("_") or name in stdlib:
             continue
+        if getattr(sys.modules[name], "__file__", None) is None:
+            continue  # built-in or synthetic (e.g. Cython's cython_runtime): no distribution to find
         if name not in _versions:
             _versions[name] = _distribution_versions(name)
         packages.update(_versions[name])
