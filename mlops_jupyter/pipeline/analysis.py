@@ -30,6 +30,21 @@ _PLOT_CALLS = frozenset(
     "barplot boxplot countplot pairplot kdeplot violinplot displot catplot relplot".split()
 )
 # Calls that set process-wide state (seeds, options): replayed at the start of every later step.
+# API calls whose value is registry state (ids, times, what others logged): it differs between
+# the pipeline's registry and any other, so such values are not compared by `verify`.
+_REGISTRY_READS = frozenset(
+    "search_runs get_run get_metric_history list_experiments list_models list_versions get_model_version "
+    "model_history load_model audit registry_counts get_feature list_features list_feature_versions "
+    "compare_feature_versions training_sets_using feature_values get_online_features active_run start_run "
+    "register_model register_feature promote demote current_registry".split()
+)
+# API calls that change registry state, and those that read what earlier steps put there.
+_REGISTRY_WRITES = frozenset(
+    "start_run end_run log_metric log_metrics log_param log_params set_tag set_tags log_dataset log_artifact "
+    "register_model register_feature promote demote expect materialize feature training_set".split()
+)
+_STATE_READS = _REGISTRY_READS - {"start_run", "register_model", "register_feature", "promote", "demote",
+                                  "active_run", "current_registry"} | {"training_set", "materialize"}
 _SETUP_CALLS = frozenset(
     "seed manual_seed set_seed set_config set_option filterwarnings simplefilter use set_theme set_style "
     "set_context set_palette basicConfig".split()
@@ -75,6 +90,9 @@ class StepFlow:
     notes: list = field(default_factory=list)
     plotting_cells: set = field(default_factory=set)
     foreign_deletes: set = field(default_factory=set)  # (cell, line) of `del` of names from earlier steps
+    registry_reads: set = field(default_factory=set)  # values it returns that come from registry state
+    writes_registry: bool = False
+    reads_registry: bool = False  # what earlier steps recorded: features, runs, model versions
 
 
 class Flow:
@@ -87,6 +105,7 @@ class Flow:
         self.setup = []  # (cell, step, source, import lines it needs)
         self.steps = []
         self.unresolved = []  # (cell, step, name)
+        self.from_registry = set()  # names whose value derives from registry state
 
     # ---- one step -------------------------------------------------------------------------
 
@@ -107,6 +126,7 @@ class Flow:
                     needs = [(self.local.get(n.id) or self.bindings.get(n.id)).line for n in ast.walk(statement)
                              if isinstance(n, ast.Name) and _import_module(self, n.id)]
                     self.setup.append((index, name, ast.get_source_segment(source, statement), needs))
+        flow.registry_reads = {n for n in flow.written if n in self.from_registry}
         for name_, binding in self.local.items():
             if binding.kind == "data" and name_ not in self.definite:
                 earlier = self.bindings.get(name_)
@@ -198,8 +218,11 @@ class Flow:
             plot = _is_plot_value(node.value, self)
             for target in node.targets:
                 self.assign(target, definite, plot=plot)
+            self.track_registry_values(node.targets, node.value)
         elif isinstance(node, ast.AugAssign):
             self.expression(node.value)
+            if self.reads_registry(node.value):
+                self.from_registry.add(root_name(node.target))
             if isinstance(node.target, ast.Name):
                 self.write(node.target.id, "data", definite=definite, read_first=True)
             else:
@@ -209,6 +232,7 @@ class Flow:
             if node.value is not None:
                 self.expression(node.value)
                 self.assign(node.target, definite)
+                self.track_registry_values([node.target], node.value)
             self.expression(node.annotation)
         elif isinstance(node, ast.Delete):
             for target in node.targets:
@@ -229,6 +253,7 @@ class Flow:
             self.branches([(None, node.body), (None, node.orelse)])
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             self.expression(node.iter)
+            self.track_registry_values([node.target], node.iter)
             loop_target = (lambda: self.assign(node.target, True, how="loop"))
             self.branches([(loop_target, node.body + node.orelse)], may_skip=True)
         elif isinstance(node, ast.While):
@@ -264,6 +289,23 @@ class Flow:
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, ast.expr):
                     self.expression(child)
+
+    def reads_registry(self, node):
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Name) and inner.id in self.from_registry:
+                return True
+            if (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute)
+                    and inner.func.attr in _REGISTRY_READS
+                    and (_import_module(self, root_name(inner.func) or "") or "").startswith("mlops_jupyter")):
+                return True
+        return False
+
+    def track_registry_values(self, targets, value):
+        names = {n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)}
+        if self.reads_registry(value):
+            self.from_registry |= names
+        else:
+            self.from_registry -= {n for t in targets if isinstance(t, ast.Name) for n in [t.id]}
 
     def branches(self, bodies, may_skip=False):
         """Walk each (prelude, body) from the same state; after them a name is surely bound if every one binds it."""
@@ -362,6 +404,10 @@ class Flow:
     def call(self, node):
         if _is_plot_call(node, self):
             self.current.plotting_cells.add(self.cell)
+        if isinstance(node.func, ast.Attribute) and (
+                _import_module(self, root_name(node.func) or "") or "").startswith("mlops_jupyter"):
+            self.current.writes_registry |= node.func.attr in _REGISTRY_WRITES
+            self.current.reads_registry |= node.func.attr in _STATE_READS
         changed = mutating_call(node)
         if changed is not None:
             method = node.func.attr

@@ -71,6 +71,12 @@ def convert(notebook, *, name=None):
         if message["step"] is None:
             message["step"] = next((g.name for g in groups if message["cell"] in g.cells), None)
 
+    writers = []
+    for group in groups:  # a step reading registry state follows every earlier step that writes it
+        if flows[group.name].reads_registry:
+            group.after += [(None, writer) for writer in writers if (None, writer) not in group.after]
+        if flows[group.name].writes_registry:
+            writers.append(group.name)
     order = _order(groups, flows)
     files, steps = {}, []
     for group_name in order:
@@ -88,8 +94,15 @@ def convert(notebook, *, name=None):
             outputs=outputs[group_name],
             results=results[group_name],
             code_sha256=_sha256(module),
-            notes=step_flow.notes + [f"runs after step {after} (tag after:{after} on cell {cell})"
-                                     for cell, after in group.after],
+            registry_reads=sorted(set(outputs[group_name] + results[group_name]) & step_flow.registry_reads),
+            notes=step_flow.notes + [
+                f"runs after step {after} " + (f"(tag after:{after} on cell {cell})" if cell is not None else
+                                                "(it records into the registry what this step reads from it)")
+                for cell, after in group.after] + (
+                ["always runs: it reads registry state (runs, models, features), which no cache key covers"]
+                if step_flow.reads_registry else []),
+            after=sorted({after for _, after in group.after} - set(step_flow.inputs.values())),
+            always_run=step_flow.reads_registry,
         ))
     parameters_sha256 = None
     if parameters_cell is not None:
@@ -289,7 +302,10 @@ def _nearest_heading(cells, index):
 
 
 def _slug(text):
-    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40].strip("_") or "step"
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "step"
+    while len(slug) > 32 and "_" in slug:  # whole words, short enough to read in a table
+        slug = slug.rsplit("_", 1)[0]
+    slug = slug[:32]
     if slug[0].isdigit() or keyword.iskeyword(slug) or slug == "parameters":
         slug = f"step_{slug}"
     return slug

@@ -238,6 +238,8 @@ class _Plan:
 
     def cached(self, task):
         """``(run id, artifact entries)`` of a finished run of this step with the same key, or None."""
+        if task.step.always_run:
+            return None  # it reads registry state, which the key does not cover
         for _, run_id, entries in api.finished_runs_tagged(CACHE_KEY_TAG, [task.cache_key]):
             stored = {split_path(path)[0] for path in entries if path.startswith("outputs/")}
             if set(task.step.outputs) <= stored and api.artifacts_present(sha256 for sha256, _ in entries.values()):

@@ -36,6 +36,9 @@ class Step:
     results: list
     code_sha256: str  # of the step's module text
     notes: list = field(default_factory=list)  # where the analysis chose correct over minimal, and why
+    registry_reads: list = field(default_factory=list)  # returned values that are registry state (not verified)
+    after: list = field(default_factory=list)  # steps it must follow though it takes no value from them
+    always_run: bool = False  # it reads registry state, which no cache key covers
 
     @property
     def module(self):
@@ -51,7 +54,7 @@ class Step:
 
     @property
     def upstream(self):
-        return sorted(set(self.inputs.values()))
+        return sorted(set(self.inputs.values()) | set(self.after))
 
 
 @dataclass

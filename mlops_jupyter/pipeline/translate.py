@@ -29,6 +29,8 @@ _TIMEIT_VALUED = {"-n", "-r", "-p"}
 _TIMEIT_FLAGS = {"-t", "-c", "-q", "-o"}
 # %mlops commands that only show something: as a statement they are dropped quietly.
 _MLOPS_DISPLAY = {"help", "status", "compare"}
+# %mlops commands that list registry contents: as a statement they only show them.
+_MLOPS_LISTINGS = {"runs", "models", "features"}
 
 
 @dataclass
@@ -209,11 +211,11 @@ class _Translator:
             self.warn(f"`%mlops {line}` dropped: not a pipeline command")
             return "pass" if statement else "None"
         args = self.parse_mlops(name, rest)
+        if statement and (name in _MLOPS_DISPLAY or name in _MLOPS_LISTINGS or args_show_feature(name, args)):
+            return f"pass  # %mlops {_one_line(line)}"  # only shows something
         self.out.imports.add("import mlops_jupyter as mlops")
         call = self.mlops_call(name, args)
-        if call is None:  # a command that only shows something
-            if statement:
-                return f"pass  # %mlops {_one_line(line)}"
+        if call is None:
             self.warn(f"`%mlops {line}` only shows something; its value is None in the pipeline")
             return "None"
         return call
@@ -260,9 +262,12 @@ class _Translator:
         if name == "load":
             return f"mlops.load_model({_text(args.reference)})"
         if name == "runs":
-            experiment = None if args.experiment == "all" else args.experiment
-            keywords = _keywords(experiment=experiment, order_by=args.sort, limit=args.limit)
-            return f"mlops.search_runs({_text(args.filter) if args.filter else 'None'}{keywords})"
+            # As the magic: the active experiment unless one (or 'all') is named; 50 rows by default.
+            experiment = "None" if args.experiment == "all" else (
+                _text(args.experiment) if args.experiment else "mlops.active_experiment()")
+            keywords = _keywords(order_by=args.sort, limit=args.limit or 50)
+            filter_text = _text(args.filter) if args.filter else "None"
+            return f"mlops.search_runs({filter_text}, experiment={experiment}{keywords})"
         if name == "models":
             return f"mlops.list_versions({_text(args.name)})" if args.name else "mlops.list_models()"
         if name == "features":
@@ -306,8 +311,10 @@ class _Translator:
             raise InvalidInput(f"cell {self.cell}: %%mlops feature needs one NAME, --entity COL and --timestamp COL")
         (name,) = args.name
         tree = _parse(code, self.cell)
-        holder = name if name.isidentifier() else "feature_values"
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
+        holder = "_feature_values"  # the cell's value: the notebook showed it but kept no variable
+        if not (tree.body and isinstance(tree.body[-1], ast.Expr)):
+            holder = _variable(name, self.cell)  # as the magic: no last value, so the variable named like it
+        else:
             # The magic registers the cell's last value, like the notebook shows it.
             last = tree.body[-1]
             lines = code.splitlines()
@@ -319,7 +326,7 @@ class _Translator:
             # As the magic does: the DataFrames among the names the cell reads, as they were before it ran.
             used = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)})
             self.out.imports.add("from mlops_jupyter.pipeline.runtime import dataframes")
-            sources = f"{holder}_sources"
+            sources = "_feature_sources"
             code = f"{sources} = dataframes(locals(), {used!r})\n{code}"
         keywords = _keywords(description=args.description)
         return (
@@ -329,6 +336,10 @@ class _Translator:
 
 
 # ---- helpers ------------------------------------------------------------------------------
+
+
+def args_show_feature(name, args):
+    return name == "feature" and args.name[:1] == ["show"]
 
 
 def _ipython_call(node):
@@ -419,7 +430,7 @@ def _pairs(pairs, cell, number):
 
 
 def _keywords(**values):
-    return "".join(f", {key}={_text(str(value)) if isinstance(value, str) else value!r}"
+    return "".join(f", {key}={_text(value) if isinstance(value, str) else repr(value)}"
                    for key, value in values.items() if value is not None)
 
 

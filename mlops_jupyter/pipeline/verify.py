@@ -1,16 +1,17 @@
 """``mlops pipeline verify``: does the pipeline compute what its notebook computes?
 
-The pipeline runs (through the runner, recorded like any run); then the notebook runs in a
-fresh kernel (nbclient), in the same working folder, with the same parameters and a
-throw-away registry, and after the last cell of each step a hidden cell stores the values
-that step returns. Each value is compared with the pipeline's: DataFrames, arrays, numbers,
-containers and objects field by field; metrics of runs with the same name too. The report
-says what differs and where.
+The pipeline runs (through the runner), then the notebook runs in a fresh kernel (nbclient)
+in the same working folder with the same parameters; each starts from an empty throw-away
+registry, so what they read back from it can agree. After the last cell of each step a
+hidden cell stores the values that step returns. Each value is compared with the
+pipeline's: DataFrames, arrays, numbers, containers and objects field by field; metrics of
+runs with the same name too. The report says what differs and where.
 """
 
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class Report:
     pipeline: str
     run_id: str
     compared: list = field(default_factory=list)  # (step, name)
+    skipped: list = field(default_factory=list)  # (step, name) of values read from the registry
     differences: list = field(default_factory=list)  # (step, name, what)
 
     @property
@@ -40,6 +42,9 @@ class Report:
         lines = [f"pipeline {self.pipeline} (run {self.run_id[:8]}) against its notebook: "
                  f"{len(self.compared)} values compared, {len(self.differences)} differ"]
         lines += [f"  {step}.{name}: {what}" for step, name, what in self.differences]
+        if self.skipped:
+            lines.append("  not compared, read from the registry (ids and times differ by nature): "
+                         + ", ".join(f"{step}.{name}" for step, name in self.skipped))
         if self.ok:
             lines.append("  every step's values are equal: the pipeline reproduces the notebook")
         return "\n".join(lines)
@@ -56,29 +61,52 @@ def verify(directory, *, params=None, timeout=600):
     node, _, sha256 = read_notebook(notebook_path)
     if sha256 != spec.notebook["sha256"]:
         raise InvalidInput(f"{notebook_path} changed since it was converted; convert it again, then verify")
-    result = run(directory, params=params)
-    report = Report(spec.name, result["run_id"])
     values = parameter_values(spec, directory, params or {})
     overrides = {name: values[name] for name in params or {}}
     with tempfile.TemporaryDirectory(prefix="mlops-verify-") as scratch:
-        _run_notebook(node, spec, overrides, Path(scratch), timeout)
-        for step in spec.steps:
-            stored = result["steps"][step.name]
-            if stored["run_id"] is None:
-                continue
-            pipeline_values = load_step_outputs(stored["run_id"])
-            notebook_values = _captured(Path(scratch) / "values" / step.name)
-            for name in step.returns:
-                if name not in pipeline_values:
-                    continue  # a result the runner could not keep; it said so when it ran
-                report.compared.append((step.name, name))
-                if name not in notebook_values:
-                    report.differences.append((step.name, name, "not defined in the notebook run"))
-                    continue
-                report.differences += [(step.name, name, what)
-                                       for what in differences(pipeline_values[name], notebook_values[name])]
-        report.differences += _metric_differences(result, Path(scratch) / "registry.db")
+        scratch = Path(scratch)
+        with _fresh_registry(scratch / "pipeline-registry.db"):
+            result = run(directory, params=params)
+            report = Report(spec.name, result["run_id"])
+            _run_notebook(node, spec, overrides, scratch, timeout)
+            report.differences += _compare_steps(spec, result, scratch, report, load_step_outputs)
+            report.differences += _metric_differences(result, scratch / "registry.db")
     return report
+
+
+@contextmanager
+def _fresh_registry(path):
+    """Both runs start from an empty registry, so what they read from it (versions, runs) can agree."""
+    from .. import api
+
+    previous = api.current_registry()
+    api.connect(f"sqlite:///{path}")
+    try:
+        yield
+    finally:
+        api.connect(previous.url, artifacts=previous.artifacts.root)
+
+
+def _compare_steps(spec, result, scratch, report, load_step_outputs):
+    found = []
+    for step in spec.steps:
+        stored = result["steps"][step.name]
+        if stored["run_id"] is None:
+            continue
+        pipeline_values = load_step_outputs(stored["run_id"])
+        notebook_values = _captured(scratch / "values" / step.name)
+        for name in step.returns:
+            if name not in pipeline_values:
+                continue  # a result the runner could not keep; it said so when it ran
+            if name in step.registry_reads:
+                report.skipped.append((step.name, name))
+                continue
+            report.compared.append((step.name, name))
+            if name not in notebook_values:
+                found.append((step.name, name, "not defined in the notebook run"))
+                continue
+            found += [(step.name, name, what) for what in differences(pipeline_values[name], notebook_values[name])]
+    return found
 
 
 def _run_notebook(node, spec, overrides, scratch, timeout):
@@ -173,6 +201,9 @@ def differences(ours, theirs, where="", depth=0):
         ours, theirs = numpy.asarray(ours), numpy.asarray(theirs)
         if ours.shape != theirs.shape:
             return [f"{label}: shape {ours.shape} in the pipeline, {theirs.shape} in the notebook"]
+        if ours.dtype.kind == "O" or theirs.dtype.kind == "O":  # e.g. a forest's trees: compare each
+            return [d for index in numpy.ndindex(ours.shape)
+                    for d in differences(ours[index], theirs[index], f"{label}[{index}]", depth + 1)][:5]
         if ours.dtype.kind in "fc" or theirs.dtype.kind in "fc":
             same = numpy.isclose(ours, theirs, rtol=1e-9, atol=0, equal_nan=True)
         else:
