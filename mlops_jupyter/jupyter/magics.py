@@ -518,6 +518,29 @@ def training_set(magics, args, cell):
     )
 
 
+@command(
+    "convert",
+    "Turn a notebook into a pipeline folder: steps, their inputs and outputs, one function each.",
+    arg("notebook", nargs="?", metavar="NOTEBOOK", help="the .ipynb file (default: this notebook, as saved)"),
+    arg("--out", metavar="DIR", help="where to write it (default: NOTEBOOK_pipeline beside the notebook)"),
+)
+def convert(magics, args, cell):
+    import os
+
+    notebook = args.notebook or magics.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME")
+    if not notebook:
+        raise UsageError("which notebook? %mlops convert NOTEBOOK.ipynb (this kernel does not know its notebook)")
+    pipeline = api.convert(notebook, out=args.out)
+    spec = pipeline.spec
+    print(f"{len(spec.steps)} steps written to {pipeline.directory}:")
+    for step in spec.steps:
+        print(f"  {step.name}: needs {', '.join(step.arguments) or '-'}; gives {', '.join(step.returns) or '-'}")
+    for warning in spec.warnings:
+        print(f"  warning, cell {warning['cell']}: {warning['message']}")
+    print(f"run it with: mlops pipeline run {pipeline.directory}")
+    return pipeline
+
+
 def overview():
     lines = ["%mlops COMMAND [options]  — `%mlops help COMMAND` shows one command's options", ""]
     for name, function in COMMANDS.items():

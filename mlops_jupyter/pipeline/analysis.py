@@ -205,7 +205,7 @@ class Flow:
             self.current.notes.append(why)
         # Changing a loop variable or a `with` target leaves it what it was: not a result.
         how = binding.how if name in self.local and binding.how == "loop" else "mutate"
-        self.write(name, "data", how=how, read_first=True)
+        self.write(name, "data", how=how, read_first=True, plot=binding.plot)
 
     # ---- statements -----------------------------------------------------------------------
 
@@ -441,18 +441,21 @@ class Flow:
             for flow in self.steps:
                 for name, producer in flow.inputs.items():
                     _append_new(outputs[producer], name)
-            read_later = {name for flow in self.steps for name in flow.inputs}
-            results = {
-                binding.step: [] for binding in self.bindings.values() if binding.step in flows
-            }
+            position = {name: number for number, name in enumerate(flows)}
+            last_read = {}  # name -> position of the last step that reads it
+            for flow in self.steps:
+                for name in flow.inputs:
+                    last_read[name] = position[flow.name]
+            results = {name: [] for name in flows}
             for name, binding in sorted(self.bindings.items()):
-                if (binding.kind == "data" and binding.step in flows and name not in read_later
+                read_later = last_read.get(name, -1) > position.get(binding.step, len(flows))
+                if (binding.kind == "data" and binding.step in flows and not read_later
                         and binding.how in ("assign", "mutate") and not binding.plot and not name.startswith("_")
                         and not (name in flows[binding.step].maybe and flows[binding.step].maybe[name] is None)):
                     results[binding.step].append(name)
             grew = False
             for flow in self.steps:
-                returned = [*outputs[flow.name], *results.get(flow.name, [])]
+                returned = [*outputs[flow.name], *results[flow.name]]
                 for name in returned:
                     producer = flow.maybe.get(name)
                     if producer is not None and name not in flow.inputs:
@@ -461,7 +464,7 @@ class Flow:
                                           "value comes in too")
                         grew = True
             if not grew:
-                return outputs, {name: results.get(name, []) for name in flows}
+                return outputs, results
 
 
 def _append_new(items, item):

@@ -65,6 +65,9 @@ def convert(notebook, *, name=None):
         flows[group.name] = flow.step(group.name, [_flow_cell(i, translated[i]) for i in group.cells])
     outputs, results = flow.finish()
     for cell, step, missing in flow.unresolved:
+        if step == "parameters" and missing in flow.bindings:
+            raise InvalidInput(f"cell {cell} (parameters) reads {missing}, which other cells define; "
+                               "a parameters cell must stand alone")
         warnings.append({"cell": cell, "step": step, "message": f"`{missing}` is used but not defined in an "
                          "earlier cell: the step fails as the notebook would"})
     for message in warnings:
@@ -489,8 +492,8 @@ def _drop_display_lines(code, plotting, foreign_deletes):
     for statement, text in sorted(replacements, key=lambda r: r[0].lineno, reverse=True):
         indent = lines[statement.lineno - 1][: statement.col_offset]
         lines[statement.lineno - 1 : statement.end_lineno] = [indent + text]
-    if plotting and (not lines or lines[-1] != "save_figures()"):
-        lines.append("save_figures()")
+    if plotting and not any(text == "save_figures()" for _, text in replacements):
+        lines.append("save_figures()")  # Jupyter shows a cell's figures when it ends
     return "\n".join(lines)
 
 

@@ -80,7 +80,8 @@ class _Translator:
         tree = _parse(code, self.cell)
         lines = code.splitlines(keepends=True)
         edits = []  # (start line, start col, end line, end col, text), applied bottom-up
-        for node in ast.walk(tree):
+        # In source order, so warnings and requirements come out in the order the cell has them.
+        for node in sorted(ast.walk(tree), key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0))):
             if isinstance(node, ast.Expr) and _ipython_call(node.value):
                 edits.append((*_span(node), self.statement(node.value, _indent_of(lines, node))))
             elif _ipython_call(node) and not _is_expression_statement(node, tree):
