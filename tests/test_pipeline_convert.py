@@ -204,7 +204,7 @@ def test_after_tag_orders_steps_with_no_data_between_them():
 def test_magics_are_translated_or_dropped_with_warnings():
     pipeline = convert_cells(
         code("%matplotlib inline\nimport os\n%timeit -n 3 -r 1 \\\n   sum(\\\n   [1, 2])\nx = !echo hi", "step:a"),
-        code("if True:\n    %pip install polars==1.0 -q\n!pip install rich\n!ls -la\n%env MODE=fast\n%who", "step:b"),
+        code("if True:\n    %pip install polars==1.0 -q\n!pip install rich\n!ls -la\n%env MODE=fast\n%bookmark here", "step:b"),
         code("%%time\ny = 3", "step:c"),
     )
     a, b, c = (module(pipeline, s) for s in "abc")
@@ -215,7 +215,7 @@ def test_magics_are_translated_or_dropped_with_warnings():
     assert "y = 3" in c
     assert pipeline.spec.requirements == ["polars==1.0", "rich"]
     messages = [w["message"] for w in pipeline.spec.warnings]
-    assert any("!ls -la" in m for m in messages) and any("%who" in m for m in messages)
+    assert any("!ls -la" in m for m in messages) and any("%bookmark" in m for m in messages)
     assert not any("matplotlib" in m for m in messages)  # display settings go quietly
 
 
