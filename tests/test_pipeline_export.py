@@ -24,7 +24,8 @@ from mlops_jupyter.pipeline.spec import Pipeline, Spec, Step
 
 REPO = Path(__file__).resolve().parent.parent
 MLOPS = str(Path(sys.executable).with_name("mlops"))
-# A diamond: total reads both load and double. shape's default is a tuple, which no job parameter can carry.
+# A diamond: total reads both load and double; report also follows double, reading nothing from it.
+# shape's default is a tuple, which no job parameter can carry.
 MODULES = {
     "load": "def load(n, shape):\n    return list(range(n))\n",
     "double": "def double(data):\n    return [2 * x for x in data]\n",
@@ -32,12 +33,15 @@ MODULES = {
     "report": "from pathlib import Path\n\n\ndef report(result, report_path):\n    Path(report_path).write_text(repr(result))\n",
 }
 SETTINGS = ("mlops_pipeline_dir", "mlops_command", "mlops_registry")
-EDGES = {("load", "double"), ("load", "total"), ("double", "total"), ("total", "report")}
+EDGES = {("load", "double"), ("load", "total"), ("double", "total"), ("total", "report"), ("double", "report")}
 
 
-def _step(name, inputs, parameters, outputs):
+def _step(name, inputs, parameters, outputs, after=()):
     code = hashlib.sha256(MODULES[name].encode()).hexdigest()
-    return Step(name, [], [], inputs, parameters, outputs, [], code)
+    return Step(
+        name=name, cells=[], cell_ids=[], inputs=inputs, parameters=parameters, outputs=outputs, results=[],
+        code_sha256=code, after=list(after),
+    )
 
 
 @pytest.fixture
@@ -52,7 +56,7 @@ def pipeline_dir(tmp_path):
             _step("load", {}, ["n", "shape"], ["data"]),
             _step("double", {"data": "load"}, [], ["doubled"]),
             _step("total", {"data": "load", "doubled": "double"}, ["scale"], ["result"]),
-            _step("report", {"result": "total"}, ["report_path"], []),
+            _step("report", {"result": "total"}, ["report_path"], [], after=["double"]),
         ],
         parameters={name: {"default": text} for name, text in defaults.items()},
         parameters_sha256=hashlib.sha256(parameters.encode()).hexdigest(),
