@@ -357,9 +357,9 @@ def fmt_ratio(ratio):
     return "—" if ratio is None else (f"{ratio:,.0f}×" if ratio >= 100 else f"{ratio:.1f}×")
 
 
-def markdown_table(rows):
+def markdown_table(rows, peer="MLflow"):
     lines = [
-        "| measure | ours | MLflow | ours faster by | target | met |",
+        f"| measure | ours | {peer} | ours faster by | target | met |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
@@ -384,14 +384,14 @@ def parse_args(description, *extra):
     return parser.parse_args()
 
 
-def finish(args, figure, title, rows, notes=(), command=None):
-    """Print the figure's table and notes; write them as JSON when asked."""
+def finish(args, figure, title, rows, notes=(), command=None, peer="MLflow"):
+    """Print the figure's table and notes; write them as JSON when asked. ``peer``: the other column's name."""
     command = command or ".venv/bin/python benchmarks/" + Path(sys.argv[0]).name + (" --quick" if args.quick else "") + (
         " --no-peer" if args.no_peer else "")
     result = {"figure": figure, "title": title, "command": command, "rows": rows, "notes": list(notes),
-              "quick": args.quick, "load_average_after": os.getloadavg()}
+              "quick": args.quick, "load_average_after": os.getloadavg(), "peer": peer}
     print(f"\n## {figure}. {title}\n")
-    print(markdown_table(rows))
+    print(markdown_table(rows, peer))
     for note in notes:
         print(f"- {note}")
     print("- load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))

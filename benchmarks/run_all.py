@@ -1,10 +1,11 @@
 """Run every benchmark figure, one process each, then print (and with --write, save) the results.
 
-    .venv/bin/python benchmarks/run_all.py            # all five figures, ~10-15 minutes
+    .venv/bin/python benchmarks/run_all.py            # all eight figures, ~20-25 minutes
     .venv/bin/python benchmarks/run_all.py --write    # and rewrite benchmarks/RESULTS.md
     .venv/bin/python benchmarks/run_all.py --quick    # smoke test: small counts, not figures
 
-The first run creates benchmarks/.venv-mlflow (pip install mlflow scikit-learn pandas).
+The first run creates benchmarks/.venv-mlflow (pip install mlflow scikit-learn pandas); figures 7 and 8
+create benchmarks/.venv-ploomber (soorgeon, ploomber) when missing.
 RESULTS.md is generated down to the marker line; text below the marker is kept.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 import _peer
 
 SCRIPTS = ("bench_import.py", "bench_log_metric.py", "bench_create_runs.py", "bench_search.py", "bench_models.py",
-           "bench_notebook.py")
+           "bench_notebook.py", "bench_convert.py", "bench_pipeline_rerun.py")
 RESULTS = _peer.HERE / "RESULTS.md"
 MARKER = "<!-- generated above by run_all.py --write; written by hand below, kept on regeneration -->"
 OURS_PACKAGES = ("mlops-jupyter", "SQLAlchemy", "alembic", "pandas", "scikit-learn", "skops", "psycopg", "numpy")
@@ -113,7 +114,7 @@ def render(results, info):
         "",
         "## Summary",
         "",
-        "| figure | measure | ours | MLflow | ours faster by | target | met |",
+        "| figure | measure | ours | peer (MLflow unless named) | ours faster by | target | met |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for result in results:
@@ -122,7 +123,7 @@ def render(results, info):
                 met = {True: "yes", False: "**no**", None: "—"}[row["met"]]
                 lines.append(
                     f"| {result['figure']} | {row['what']} | {_peer.fmt(row['ours'], row['unit'])} | "
-                    f"{_peer.fmt(row['mlflow'], row['unit'])} | {_peer.fmt_ratio(row['ratio'])} | {row['target']} | {met} |"
+                    f"{_peer.fmt(row['mlflow'], row['unit'])}{_peer_label(result, row)} | {_peer.fmt_ratio(row['ratio'])} | {row['target']} | {met} |"
                 )
     lines += ["", "## How to run", "", "```sh", ".venv/bin/python benchmarks/run_all.py --write   # everything",
               "```", ""]
@@ -132,13 +133,19 @@ def render(results, info):
             "",
             f"Command: `{result['command']}` ({info['durations'].get(_script_of(result), 0):.0f} s in this run)",
             "",
-            _peer.markdown_table(result["rows"]),
+            _peer.markdown_table(result["rows"], result.get("peer", "MLflow")),
             "",
             *[f"- {note}" for note in result["notes"]],
             f"- Load average at the end: {', '.join(f'{x:.1f}' for x in result['load_average_after'])}.",
             "",
         ]
     return "\n".join(lines)
+
+
+def _peer_label(result, row):
+    """The peer's name after its figure in the summary, where the peer is not MLflow."""
+    peer = result.get("peer", "MLflow")
+    return f" ({peer})" if peer != "MLflow" and row["mlflow"] is not None else ""
 
 
 def _script_of(result):
