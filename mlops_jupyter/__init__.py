@@ -18,7 +18,7 @@ _API = (
     "training_set", "training_sets_using", "list_feature_versions", "compare_feature_versions", "materialize", "get_online_features",
     "convert", "run_pipeline", "export_pipeline", "verify_pipeline",
 )
-_ERRORS = ("MlopsError", "InvalidInput", "NotFound", "AlreadyExists", "GateFailed", "IntegrityError", "NoActiveRun")
+_ERRORS = ("MlopsError", "InvalidInput", "NotFound", "AlreadyExists", "GateFailed", "IntegrityError", "NoActiveRun", "StepFailed")
 
 __all__ = [*_API, *_ERRORS, "promotion_gates"]
 

@@ -133,11 +133,11 @@ def main(argv=None):
             from . import api
 
             api.connect(args.registry)
-        HANDLERS[args.command](args)
+        status = HANDLERS[args.command](args)
     except MlopsError as error:
         print(f"mlops: error: {error}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 def _when(seconds):
@@ -334,8 +334,7 @@ def _pipeline(args):
     else:
         report = api.verify_pipeline(args.directory, params=params)
         print(report.text())
-        if not report.ok:
-            raise SystemExit(1)
+        return 0 if report.ok else 1  # a script can tell a reproducing pipeline from one that doesn't
 
 
 def _pair(text):

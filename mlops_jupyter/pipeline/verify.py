@@ -41,7 +41,7 @@ class Report:
     def text(self):
         lines = [f"pipeline {self.pipeline} (run {self.run_id[:8]}) against its notebook: "
                  f"{len(self.compared)} values compared, {len(self.differences)} differ"]
-        lines += [f"  {step}.{name}: {what}" for step, name, what in self.differences]
+        lines += [f"  {step}.{name}: {what.removeprefix('the value: ')}" for step, name, what in self.differences]
         if self.skipped:
             lines.append("  not compared, read from the registry (ids and times differ by nature): "
                          + ", ".join(f"{step}.{name}" for step, name in self.skipped))
@@ -179,7 +179,7 @@ def differences(ours, theirs, where="", depth=0):
     import numpy
     import pandas
 
-    label = where or "value"
+    label = where or "the value"
     if depth > 12:  # a self-referencing state: what has been compared so far is the answer
         return []
     if callable(ours) and hasattr(ours, "__qualname__"):
