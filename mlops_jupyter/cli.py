@@ -330,7 +330,14 @@ def _pipeline(args):
         )
         print(f"pipeline run {result['run_id'][:8]}: {result['summary']}")
     elif args.verb == "export":
-        print(f"wrote {api.export_pipeline(args.directory, args.to, out=args.out)}")
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            written = api.export_pipeline(args.directory, args.to, out=args.out)
+        print(f"wrote {written}")
+        for warning in caught:
+            print(f"warning: {warning.message}", file=sys.stderr)
     else:
         report = api.verify_pipeline(args.directory, params=params)
         print(report.text())

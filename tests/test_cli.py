@@ -13,7 +13,8 @@ import mlops_jupyter as mlops
 from mlops_jupyter import cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-COMMANDS = ["runs", "show", "experiments", "models", "history", "promote", "demote", "audit", "demo"]
+COMMANDS = ["runs", "show", "experiments", "models", "history", "promote", "demote", "audit", "convert", "pipeline",
+            "pipeline run", "pipeline export", "pipeline verify", "demo"]
 
 
 def run_cli(capsys, *args):
@@ -154,7 +155,7 @@ def test_every_command_takes_a_registry_url(capsys, command):
 
 
 def help_text(capsys, command):
-    status, out, _ = run_cli(capsys, *([command] if command else []), "--help")
+    status, out, _ = run_cli(capsys, *command.split(), "--help")
     assert status == 0
     return out.rstrip("\n") + "\n"
 
@@ -162,7 +163,7 @@ def help_text(capsys, command):
 def test_the_readme_command_reference_matches_help(capsys):
     """The README quotes each command's --help; regenerate with MLOPS_UPDATE_README=1."""
     text = README.read_text()
-    pattern = re.compile(r"(<!-- help: ?(\w*) -->\n```text\n)(.*?)(```)", re.S)
+    pattern = re.compile(r"(<!-- help: ?([\w ]*) -->\n```text\n)(.*?)(```)", re.S)
     quoted = {match.group(2): match.group(3) for match in pattern.finditer(text)}
     expected = {command: help_text(capsys, command) for command in ["", *COMMANDS]}
     if os.environ.get("MLOPS_UPDATE_README"):
