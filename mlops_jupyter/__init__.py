@@ -13,7 +13,7 @@ _API = (
     "log_dataset", "log_artifact", "download_artifact",
     "get_run", "get_metric_history", "list_experiments", "search_runs",
     "register_model", "get_model_version", "load_model", "list_models", "list_versions",
-    "model_history", "promote", "demote", "audit", "registry_counts",
+    "model_history", "check_promotion", "promote", "demote", "audit", "registry_counts",
     "register_feature", "feature", "expect", "get_feature", "feature_values", "list_features",
     "training_set", "training_sets_using", "list_feature_versions", "compare_feature_versions", "materialize", "get_online_features",
     "convert", "run_pipeline", "export_pipeline", "verify_pipeline",

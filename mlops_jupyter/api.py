@@ -458,21 +458,24 @@ def model_history(name):
     return _store().alias_history(check_model_name(name))
 
 
-def promote(name, version, to, *, reason=None, force=False, gates=None):
-    """Give ``version`` of model ``name`` the alias ``to``, if every gate passes.
+def check_promotion(name, version, to, *, gates=None):
+    """What the gates say about giving ``version`` of ``name`` the alias ``to``; changes nothing.
 
-    ``force=True`` overrides failed gates and needs a ``reason``; both are recorded.
-    Returns ``{"model", "alias", "from_version", "to_version", "verdicts"}``.
+    Returns ``{"model", "alias", "from_version", "to_version", "verdicts", "passed", "changed"}``,
+    ``changed`` telling whether promoting would move the alias at all.
     """
-    from .errors import GateFailed
+    result, verdicts = _promotion(name, version, to, gates)
+    return {**result, "verdicts": [v.as_dict() for v in verdicts], "passed": all(v.passed for v in verdicts),
+            "changed": result["from_version"] != result["to_version"]}
+
+
+def _promotion(name, version, to, gates):
     from .models import gates as gates_module
     from .models.reference import parse_version
 
     check_model_name(name)
     alias = _check_alias(to)
     version = parse_version(version)
-    if force and not (reason and reason.strip()):
-        raise InvalidInput("a forced promotion needs a reason (--reason), which is recorded")
     store = _store()
     model = store.get_model(name)
     candidate = store.get_model_version(name, version=version)
@@ -482,20 +485,35 @@ def promote(name, version, to, *, reason=None, force=False, gates=None):
         current = None
     result = {"model": name, "alias": alias, "from_version": current and current["version"], "to_version": version}
     if current is not None and current["version"] == version:
-        return {**result, "verdicts": [], "changed": False}
+        return result, []
     promotion = gates_module.Promotion(model, candidate, current, alias)
-    verdicts = [gate(promotion) for gate in (gates_module.DEFAULT_GATES if gates is None else gates)]
+    return result, [gate(promotion) for gate in (gates_module.DEFAULT_GATES if gates is None else gates)]
+
+
+def promote(name, version, to, *, reason=None, force=False, gates=None):
+    """Give ``version`` of model ``name`` the alias ``to``, if every gate passes.
+
+    ``force=True`` overrides failed gates and needs a ``reason``; both are recorded.
+    Returns ``{"model", "alias", "from_version", "to_version", "verdicts", "changed"}``.
+    """
+    from .errors import GateFailed
+
+    if force and not (reason and reason.strip()):
+        raise InvalidInput("a forced promotion needs a reason (--reason), which is recorded")
+    result, verdicts = _promotion(name, version, to, gates)
+    if result["from_version"] == result["to_version"]:
+        return {**result, "verdicts": [], "changed": False}
     failed = [v for v in verdicts if not v.passed]
     if failed and not force:
         raise GateFailed(
-            f"cannot promote {name} v{version} to {alias}: " + "; ".join(v.message for v in failed)
-            + " (use force with a reason to override)",
+            f"cannot promote {name} v{result['to_version']} to {result['alias']}: "
+            + "; ".join(v.message for v in failed) + " (use force with a reason to override)",
             verdicts,
         )
-    store.move_alias(
+    _store().move_alias(
         name,
-        alias,
-        version,
+        result["alias"],
+        result["to_version"],
         config.current_user(),
         expected_from=result["from_version"],
         reason=reason,

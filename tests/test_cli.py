@@ -150,7 +150,7 @@ def test_argument_errors_exit_2_with_usage(capsys):
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_takes_a_registry_url(capsys, command):
-    status, out, _ = run_cli(capsys, command, "--help")
+    status, out, _ = run_cli(capsys, *command.split(), "--help")
     assert status == 0 and "--registry URL" in out
 
 

@@ -185,6 +185,21 @@ def test_custom_gates_plug_in(two_versions):
     assert mlops.model_history("churn") == []
 
 
+def test_check_promotion_shows_the_gates_verdict_and_changes_nothing(two_versions, registry):
+    mlops.promote("churn", 1, to="production")
+    before = mlops.registry_counts()
+    worse = mlops.check_promotion("churn", 2, "production")
+    assert not worse["passed"] and worse["changed"] and worse["from_version"] == 1
+    assert any(not v["passed"] and "auc" in v["message"] for v in worse["verdicts"])
+    assert mlops.check_promotion("churn", 2, "staging")["passed"]
+    assert mlops.check_promotion("churn", 1, "production") == {
+        "model": "churn", "alias": "production", "from_version": 1, "to_version": 1, "verdicts": [],
+        "passed": True, "changed": False}
+    assert mlops.registry_counts() == before
+    with pytest.raises(NotFound):
+        mlops.check_promotion("churn", 9, "staging")
+
+
 def test_promoting_the_current_holder_again_changes_nothing(two_versions):
     mlops.promote("churn", 1, to="staging")
     assert mlops.promote("churn", 1, to="staging")["changed"] is False
