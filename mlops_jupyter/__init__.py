@@ -51,3 +51,19 @@ def load_ipython_extension(shell):
     magics = MlopsMagics(shell=shell, parent=shell)
     shell.register_magics(magics)
     shell.configurables.append(magics)
+
+
+def _jupyter_server_extension_points():
+    """Jupyter Server finds the REST API for the JupyterLab sidebar here."""
+    return [{"module": "mlops_jupyter"}]
+
+
+def _load_jupyter_server_extension(serverapp):
+    from .jupyter.server import load
+
+    load(serverapp)
+
+
+def _jupyter_labextension_paths():
+    """Where the prebuilt JupyterLab extension sits inside the package."""
+    return [{"src": "labextension", "dest": "mlops-jupyter"}]

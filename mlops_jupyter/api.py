@@ -5,6 +5,7 @@ or on an explicit ``run=``. Heavy libraries are imported inside the functions th
 """
 
 import atexit
+import functools
 import json
 import socket
 import threading
@@ -352,12 +353,15 @@ def search_runs(filter=None, *, experiment=None, order_by=None, limit=100, offse
         raise InvalidInput(f"output must be 'pandas' or 'list', not {output!r}")
     store = _store()
     mark_crashed_runs()
-    experiment_ids = None
-    if experiment is not None:
-        names = [experiment] if isinstance(experiment, str) else list(experiment)
-        experiment_ids = store.experiment_ids([check_name(n, "experiment name") for n in names])
-    rows = store.search_runs(filter, order_by, experiment_ids, limit, offset)
+    rows = store.search_runs(filter, order_by, _experiment_ids(store, experiment), limit, offset)
     return rows if output == "list" else runs_frame(rows)
+
+
+def _experiment_ids(store, experiment):
+    if experiment is None:
+        return None
+    names = [experiment] if isinstance(experiment, str) else list(experiment)
+    return store.experiment_ids([check_name(n, "experiment name") for n in names])
 
 
 def runs_frame(rows):
@@ -953,6 +957,76 @@ def audit(object_name=None, *, user=None, since=None, limit=1000):
 def registry_counts():
     """Rows per table, for a quick look at what a registry holds."""
     return _store().counts()
+
+
+# ---- for the Jupyter server ----------------------------------------------------------------
+
+
+def count_runs(filter=None, *, experiment=None):
+    """How many runs ``search_runs(filter, experiment=...)`` would find without a limit."""
+    store = _store()
+    return store.count_runs(filter, _experiment_ids(store, experiment))
+
+
+def registry_overview():
+    """How many features, experiments, runs, models and model versions the registry holds."""
+    return _store().overview_counts()
+
+
+def feature_summaries(search=None):
+    """Each feature's latest version with its stored expectations checked against it now:
+    ``expectations`` is ``{"rules", "status": "passed"|"failed"|"none", "failures": [lines]}``.
+    Callable rules live only in the process that attached them and are not checked here."""
+    if search is not None and not isinstance(search, str):
+        raise InvalidInput(f"search must be text, not {type(search).__name__}")
+    summaries = []
+    for entry in _store().feature_summaries(search):
+        rules = entry.pop("rules")
+        report = _check_stored_rules(entry["name"], entry.pop("values_sha256"), rules)
+        status = "none" if not report.results else "passed" if report.passed else "failed"
+        summaries.append({**entry, "expectations": {
+            "rules": len(rules), "status": status, "failures": [r.message() for r in report.failures]}})
+    return summaries
+
+
+def feature_expectations(name):
+    """Each stored expectation of feature ``name`` with its result on the latest version:
+    ``[{"rule": text, "passed": True|False|None, "message"}]`` (None: a callable, not checkable here)."""
+    from .features.expectations import rule_from_dict
+
+    store = _store()
+    latest = store.get_feature_version(check_name(name, "feature name"))
+    rules = store.get_expectations(name)
+    results = iter(_check_stored_rules(name, latest["values_sha256"], rules).results)
+    listed = []
+    for rule in rules:
+        if rule["rule"] == "callable":
+            listed.append({"rule": rule.get("name", "callable"), "passed": None,
+                           "message": "a Python callable: checked where it was attached"})
+        else:
+            result = next(results)
+            listed.append({"rule": rule_from_dict(rule).text(), "passed": bool(result.passed),
+                           "message": result.message()})
+    return listed
+
+
+def _check_stored_rules(name, values_sha256, rules):
+    from .features.expectations import Report
+
+    checkable = [rule for rule in rules if rule["rule"] != "callable"]
+    if not checkable:
+        return Report()  # nothing to check: the values need not be read
+    return _checked_values(name, values_sha256, json.dumps(checkable, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_values(name, values_sha256, rules_json):
+    # Values are content-addressed and rules are in the key: a cached report never goes stale.
+    from .features.expectations import check_all, rule_from_dict
+    from .features.values import from_parquet
+
+    values = from_parquet(current_registry().artifacts.get_bytes(values_sha256))[name]
+    return check_all(values, [rule_from_dict(rule) for rule in json.loads(rules_json)])
 
 
 def disconnect():

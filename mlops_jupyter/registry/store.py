@@ -1072,3 +1072,52 @@ class Store:
                 self._audit_prepared(cursor, user, "log_artifacts", "run", run_id, {"paths": sorted(entries)})
         except self._integrity_errors:
             raise NotFound(f"no run with id {run_id!r}") from None
+
+    # ---- for the Jupyter server -----------------------------------------------------------
+
+    def count_runs(self, filter=None, experiment_ids=None):
+        """How many runs match ``filter``: the total a paginated listing shows beside its page."""
+        matching = search.build_run_query(filter, None, experiment_ids, 1, 0).limit(None).offset(None).order_by(None)
+        with self._read() as connection:
+            return connection.execute(sa.select(sa.func.count()).select_from(matching.subquery())).scalar()
+
+    def feature_summaries(self, search=None):
+        """Each feature's latest version with its expectation rules (``"rules"``), in two queries."""
+        latest = (
+            sa.select(feature_versions.c.feature_id, sa.func.max(feature_versions.c.version).label("version"))
+            .group_by(feature_versions.c.feature_id)
+            .subquery()
+        )
+        query = (
+            sa.select(features.c.id, features.c.name, feature_versions.c.version, feature_versions.c.dtype,
+                      feature_versions.c.rows, feature_versions.c.created_at, feature_versions.c.created_by,
+                      features.c.description, feature_versions.c.values_sha256)
+            .join(latest, latest.c.feature_id == features.c.id)
+            .join(feature_versions, sa.and_(feature_versions.c.feature_id == features.c.id,
+                                            feature_versions.c.version == latest.c.version))
+            .order_by(features.c.name)
+        )
+        if search:
+            pattern = f"%{search.lower()}%"
+            query = query.where(
+                sa.or_(sa.func.lower(features.c.name).like(pattern), sa.func.lower(features.c.description).like(pattern))
+            )
+        with self._read() as connection:
+            rows = connection.execute(query).mappings().all()
+            rules = {}
+            for feature_id, rule in connection.execute(
+                sa.select(feature_expectations.c.feature_id, feature_expectations.c.rule)
+                .where(feature_expectations.c.feature_id.in_([row["id"] for row in rows]))
+                .order_by(feature_expectations.c.feature_id, feature_expectations.c.position)
+            ):
+                rules.setdefault(feature_id, []).append(json.loads(rule))
+        return [{**{k: v for k, v in row.items() if k != "id"}, "rules": rules.get(row["id"], [])} for row in rows]
+
+    def overview_counts(self):
+        """How many features, experiments, runs, models and model versions the registry holds."""
+        tables = {"features": features, "experiments": experiments, "runs": runs, "models": registered_models,
+                  "model_versions": model_versions}
+        query = sa.select(*(sa.select(sa.func.count()).select_from(t).scalar_subquery().label(k)
+                            for k, t in tables.items()))
+        with self._read() as connection:
+            return dict(connection.execute(query).mappings().one())
