@@ -1,7 +1,6 @@
 """The Jupyter Server extension's REST API: every route, through a real server (pytest-jupyter)."""
 
 import json
-import urllib.parse
 
 import numpy as np
 import pandas as pd
@@ -11,6 +10,7 @@ from traitlets.config import Config
 
 import mlops_jupyter as mlops
 from mlops_jupyter import api
+from mlops_jupyter.jupyter.server import MlopsServer, RegistryUnavailable
 from tests import pipeline_notebooks as nb
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
@@ -314,9 +314,26 @@ async def test_a_cookie_session_without_the_xsrf_token_cannot_post(filled, jp_fe
     assert response.code == 403 and "_xsrf" in json.loads(response.body)["message"]
     assert api.registry_counts() == counts
 
-    xsrf = urllib.parse.unquote(next(c.split("=", 1)[1] for c in cookies.split("; ") if c.startswith("_xsrf=")))
+    # The same session with a matching _xsrf cookie and header, as JupyterLab sends them, may.
     response = await jp_fetch("mlops", "api", "models", "churn", "demote", method="POST",
                               body=json.dumps({"alias": "staging"}),
-                              headers={"Authorization": "", "Cookie": cookies, "X-XSRFToken": xsrf},
+                              headers={"Authorization": "", "Cookie": f"{cookies}; _xsrf=abc123", "X-XSRFToken": "abc123"},
                               raise_error=False)
     assert response.code == 200
+
+
+def test_the_default_registry_is_the_nearest_above_the_root(tmp_path, monkeypatch):
+    project = tmp_path.resolve() / "project"
+    (project / ".mlops").mkdir(parents=True)
+    (project / ".mlops" / "registry.db").touch()
+    (project / "notebooks").mkdir()
+    server = MlopsServer(root_dir=str(project / "notebooks"))
+    assert server.registry_url == f"sqlite:///{project / '.mlops' / 'registry.db'}"
+    monkeypatch.setenv("MLOPS_REGISTRY_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    assert MlopsServer(root_dir=str(project)).registry_url == f"sqlite:///{tmp_path / 'elsewhere.db'}"
+
+
+async def test_a_registry_that_cannot_open_is_named_in_the_error(tmp_path):
+    server = MlopsServer(root_dir=str(tmp_path), registry_url="mysql://db/registry")
+    with pytest.raises(RegistryUnavailable, match=r"c\.MlopsServer\.registry_url.*mysql://db/registry"):
+        await server.run(api.list_models)

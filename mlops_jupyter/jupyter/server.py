@@ -8,6 +8,7 @@ the registry's state refuses it (a failed gate, with its ``verdicts``).
 
 import asyncio
 import functools
+import importlib
 import json
 import math
 import os
@@ -26,6 +27,7 @@ from ..errors import GateFailed, IntegrityError, InvalidInput, MlopsError, NoAct
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
+WARM_MODULES = ("mlops_jupyter.registry.store", "pandas")  # SQL for every route, pandas for feature checks
 VERSION_FIELDS = ("version", "aliases", "run_id", "metrics", "model_class", "created_at", "created_by", "description")
 
 
@@ -69,13 +71,23 @@ class MlopsServer(LoggingConfigurable):
             call = functools.partial(function, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
+    def warm_up(self):
+        """Import the registry's libraries in the background (about a second on a small machine), so
+        the sidebar's first request does not wait for them; nothing is opened or created yet."""
+        for module in WARM_MODULES:
+            self._executor.submit(importlib.import_module, module)
+
     def _connected_call(self, function, *args, **kwargs):
         with self._connect_lock:
             if not self._connected:
                 try:
                     api.connect(self.registry_url, artifacts=self.artifacts_url or None)
-                except MlopsError as error:
-                    raise RegistryUnavailable(f"cannot open the registry (c.MlopsServer.registry_url): {error}") from error
+                except Exception as error:  # a bad URL, an unreachable database server: all the set-up's fault
+                    first_line = (str(error).splitlines() or [type(error).__name__])[0]
+                    raise RegistryUnavailable(
+                        f"cannot open the registry {config.redact(self.registry_url)!r} "
+                        f"(c.MlopsServer.registry_url): {first_line}"
+                    ) from error
                 self._connected = True
         return function(*args, **kwargs)
 
@@ -327,6 +339,7 @@ def load(serverapp):
     settings = MlopsServer(parent=serverapp, root_dir=str(serverapp.root_dir))
     web_app = serverapp.web_app
     web_app.settings["mlops"] = settings
+    settings.warm_up()
     base = url_path_join(web_app.settings["base_url"], "mlops", "api")
     web_app.add_handlers(".*$", [(url_path_join(base, pattern), handler) for pattern, handler in ROUTES])
     serverapp.log.info("mlops_jupyter: registry API at %s", base)
