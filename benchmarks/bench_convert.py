@@ -307,7 +307,7 @@ def main():
     notes = [
         f"{rounds} rounds; each round runs every case once, in an order that alternates between rounds; medians.",
         f"Notebook: 300 cells (36 markdown, 264 code), {SECTIONS} H2 sections; ours made {shape['steps']} steps "
-        f"from the full notebook ({shape['warnings']} warnings: magics translated or dropped) and "
+        f"from the full notebook ({shape['warnings']} warnings) and "
         f"{shape_variant['steps']} from the variant. No step tags: both tools split at H2 headings.",
         "soorgeon on the full notebook: " + (f"refused (`{refusal}`); timed on the variant, which replaces the star "
                                              "import by `import math`, passes the global to the helper functions as an "
