@@ -78,7 +78,7 @@ export interface IFeature {
   version: number;
   dtype: string;
   rows: number;
-  created_at: string;
+  created_at: number | string;
   created_by: string;
   description: string | null;
   expectations: {
@@ -100,8 +100,8 @@ export interface IRun {
   experiment: string;
   status: string;
   user: string;
-  start_time: string;
-  end_time: string | null;
+  start_time: number | string;
+  end_time: number | string | null;
   metrics: Record<string, number>;
   params: Record<string, string>;
 }
@@ -126,7 +126,7 @@ export interface IModelVersion {
   run_id: string | null;
   metrics: Record<string, number>;
   model_class: string | null;
-  created_at: string;
+  created_at: number | string;
   created_by: string;
   description: string | null;
 }

@@ -75,8 +75,9 @@ export function metricText(
 }
 
 export function formatNumber(value: unknown): string {
+  // Four significant digits, without the trailing zeros toPrecision leaves (0.9900 → 0.99).
   return typeof value === 'number' && !Number.isInteger(value)
-    ? value.toPrecision(4)
+    ? String(Number(value.toPrecision(4)))
     : String(value);
 }
 

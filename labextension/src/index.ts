@@ -7,7 +7,9 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, ToolbarButton } from '@jupyterlab/apputils';
+import { Cell } from '@jupyterlab/cells';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { convertNotebook } from './convert';
 import { mlopsIcon } from './icons';
 import { openRun } from './runDetail';
@@ -56,18 +58,34 @@ const notebookPlugin: JupyterFrontEndPlugin<void> = {
       execute: () =>
         tracker.currentWidget ? convertNotebook(tracker.currentWidget) : undefined
     });
+    // The cell right-clicked when run from the context menu (right-clicking does not make a
+    // cell active), else the active cell. Only code cells become steps.
+    const targetCell = (args: ReadonlyPartialJSONObject): Cell | null => {
+      const hit =
+        args.origin === 'context-menu'
+          ? app.contextMenuHitTest(node => node.classList.contains('jp-Cell'))
+          : undefined;
+      const cell =
+        tracker.currentWidget?.content.widgets.find(c => c.node === hit) ??
+        tracker.activeCell;
+      return cell?.model.type === 'code' ? cell : null;
+    };
     commands.addCommand(MARK_STEP, {
       label: 'Mark as pipeline step…',
-      caption: 'Tag the active cell step:NAME, making it a step of the converted pipeline',
-      isEnabled: () => tracker.activeCell !== null,
-      execute: () => (tracker.activeCell ? markStep(tracker.activeCell) : undefined)
+      caption: 'Tag the code cell step:NAME, making it a step of the converted pipeline',
+      isEnabled: args => targetCell(args) !== null,
+      execute: args => {
+        const cell = targetCell(args);
+        return cell ? markStep(cell) : undefined;
+      }
     });
     palette?.addItem({ command: CONVERT, category: CATEGORY });
     palette?.addItem({ command: MARK_STEP, category: CATEGORY });
     app.contextMenu.addItem({
       command: MARK_STEP,
-      selector: '.jp-Notebook .jp-Cell',
-      rank: 20
+      selector: '.jp-Notebook .jp-CodeCell',
+      rank: 20,
+      args: { origin: 'context-menu' }
     });
 
     app.docRegistry.addWidgetExtension('Notebook', {

@@ -28,6 +28,9 @@ export function stepNameProblem(name: string): string | null {
   if (KEYWORDS.has(name)) {
     return `"${name}" is a Python keyword`;
   }
+  if (name === 'parameters') {
+    return '"parameters" is the tag of the parameters cell, not a step name';
+  }
   return null;
 }
 
