@@ -40,14 +40,14 @@ def convert(notebook, *, name=None):
     """Convert ``notebook`` (a path, or an nbformat dict/node) into a :class:`Pipeline`."""
     node, path, sha256 = read_notebook(notebook)
     name = name or (_slug(path.stem) if path else "pipeline")
-    cells = node.cells
+    cells = node["cells"]
     warnings = []
     translated = {}
 
     def translated_cell(index):
         if index not in translated:
             translation = translate(source_of(cells[index]), index)
-            translated[index] = (translation, ast.parse(translation.code))
+            translated[index] = (translation, translation.tree)
         return translated[index]
 
     parameters_cell, groups = _plan(cells, warnings, translated_cell)
@@ -120,7 +120,7 @@ def convert(notebook, *, name=None):
         notebook={
             "path": str(path.resolve()) if path else None,
             "sha256": sha256,
-            "nbformat": f"{node.nbformat}.{node.nbformat_minor}",
+            "nbformat": f"{node['nbformat']}.{node.get('nbformat_minor', 0)}",
             "workdir": str(path.resolve().parent) if path else None,
         },
         steps=steps,
@@ -377,7 +377,8 @@ def _parameters(flow, index, translated):
 
 def _parameters_module(pipeline, index, translated, parameters):
     translation, tree = translated
-    imports, body = _split_imports(translation.code, tree, keep=set())
+    imports, hoisted = _hoisted_imports(translation.code, tree, keep=set())
+    body = _apply(translation.code, [(statement, None) for statement in hoisted])
     values = ", ".join(f"{name!r}: {name}" for name in parameters)
     return "".join([
         f'"""Parameters of pipeline `{pipeline}`: cell {index} of the notebook (tagged `parameters`).\n\n'
@@ -395,8 +396,9 @@ def _step_module(pipeline, path, group, step_flow, cells, translated, flow, outp
     step_locals = set(step_flow.inputs) | set(step_flow.parameters) | step_flow.written | set(outputs) | set(results)
     translation_imports = set()
     for definition in step_flow.definitions:
-        body.append(f"# {definition.name}, defined in cell {definition.cell}\n"
-                    + _rewrite_globals(definition.source, step_locals))
+        source = definition.source
+        edits = _global_edits(ast.parse(source), step_locals)
+        body.append(f"# {definition.name}, defined in cell {definition.cell}\n" + _apply(source, edits))
     for cell, step, source, needs in flow.setup:
         if step != group.name and _runs_before(step, group.name, flow):
             body.append(f"# set-up from cell {cell}\n{source}")
@@ -404,11 +406,9 @@ def _step_module(pipeline, path, group, step_flow, cells, translated, flow, outp
     for index in group.cells:
         translation, tree = translated[index]
         translation_imports |= translation.imports
-        imports, code = _split_imports(translation.code, tree, keep=step_locals)
-        own_imports += imports
-        code = _drop_display_lines(code, index in step_flow.plotting_cells,
+        imports, code = _cell_code(translation.code, tree, step_locals, index in step_flow.plotting_cells,
                                    {line for cell, line in step_flow.foreign_deletes if cell == index})
-        code = _rewrite_globals(code, step_locals)
+        own_imports += imports
         body.append(f"# --- cell {index} ---\n{code.rstrip()}")
     if step_flow.plotting_cells:
         translation_imports.add("from mlops_jupyter.pipeline.figures import save_figures")
@@ -443,72 +443,71 @@ def _runs_before(earlier, later, flow):
     return earlier in names and names.index(earlier) < names.index(later)
 
 
-def _split_imports(code, tree, keep):
-    """Top-level imports hoisted to the module, and the code without them.
+def _cell_code(code, tree, keep, plotting, foreign_deletes):
+    """A cell's code as the step runs it, and the imports hoisted out of it (one parse, one pass)."""
+    imports, hoisted = _hoisted_imports(code, tree, keep)
+    edits = [(statement, None) for statement in hoisted]
+    edits += _display_edits(code, tree, plotting, foreign_deletes)
+    edits += _global_edits(tree, keep)
+    code = _apply(code, edits)
+    if plotting and not any(text == "save_figures()" for _, text in edits):
+        code = code.rstrip("\n") + "\nsave_figures()"  # Jupyter shows a cell's figures when it ends
+    return imports, code
+
+
+def _hoisted_imports(code, tree, keep):
+    """Top-level imports to hoist to the module, and their statements.
 
     An import stays where it is when it shares its line with other code, or when the step
     also assigns one of its names (a module-level name would then be a local read too soon).
     """
-    lines = code.splitlines()
-    imports, spans = [], []
-    shared = {}
+    statements_on = {}
     for statement in tree.body:
         for line in range(statement.lineno, statement.end_lineno + 1):
-            shared[line] = shared.get(line, 0) + 1
+            statements_on[line] = statements_on.get(line, 0) + 1
+    imports, hoisted = [], []
     for statement in tree.body:
         if not isinstance(statement, (ast.Import, ast.ImportFrom)):
             continue
         star = any(a.name == "*" for a in statement.names)
         bound = {(a.asname or a.name).split(".")[0] for a in statement.names}
-        alone = all(shared[line] == 1 for line in range(statement.lineno, statement.end_lineno + 1))
+        alone = all(statements_on[line] == 1 for line in range(statement.lineno, statement.end_lineno + 1))
         if star or (alone and not bound & keep):
             imports.append(ast.get_source_segment(code, statement))
-            spans.append((statement.lineno, statement.end_lineno))
-    for start, end in reversed(spans):
-        lines[start - 1 : end] = []
-    return imports, "\n".join(lines)
+            hoisted.append(statement)
+    return imports, hoisted
 
 
-def _drop_display_lines(code, plotting, foreign_deletes):
+def _display_edits(code, tree, plotting, foreign_deletes):
     """Lines that only show something in Jupyter go; plots are saved instead of shown.
 
     ``del x`` of a value an earlier step made goes too: the step never had it.
     """
-    tree = ast.parse(code)
-    lines = code.splitlines()
-    replacements = []
+    edits = []
     for statement in ast.walk(tree):
         if isinstance(statement, ast.Delete) and statement.lineno in foreign_deletes:
-            replacements.append((statement, f"pass  # {ast.get_source_segment(code, statement)}: made in an earlier step"))
-        if not isinstance(statement, ast.Expr) or statement not in tree.body:
+            edits.append((statement, f"pass  # {ast.get_source_segment(code, statement)}: made in an earlier step"))
+    for statement in tree.body:
+        if not isinstance(statement, ast.Expr):
             continue
         value = statement.value
         if isinstance(value, (ast.Name, ast.Attribute)):
-            replacements.append((statement, f"pass  # shows {ast.get_source_segment(code, value)}"))
+            edits.append((statement, f"pass  # shows {ast.get_source_segment(code, value)}"))
         elif isinstance(value, ast.Call) and _called_name(value) == "display":
-            replacements.append((statement, "pass  # display(…) is notebook-only"))
+            edits.append((statement, "pass  # display(…) is notebook-only"))
         elif isinstance(value, ast.Call) and _called_name(value) == "show" and plotting:
-            replacements.append((statement, "save_figures()"))
-    for statement, text in sorted(replacements, key=lambda r: r[0].lineno, reverse=True):
-        indent = lines[statement.lineno - 1][: statement.col_offset]
-        lines[statement.lineno - 1 : statement.end_lineno] = [indent + text]
-    if plotting and not any(text == "save_figures()" for _, text in replacements):
-        lines.append("save_figures()")  # Jupyter shows a cell's figures when it ends
-    return "\n".join(lines)
+            edits.append((statement, "save_figures()"))
+    return edits
 
 
 def _called_name(call):
     return call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", None)
 
 
-def _rewrite_globals(code, step_locals):
+def _global_edits(tree, step_locals):
     """Notebook globals are the step function's locals: ``global x`` inside a def becomes ``nonlocal x``."""
-    tree = ast.parse(code)
-    lines = code.splitlines()
-    edits = []
-    for statement in tree.body:
-        if isinstance(statement, ast.Global):  # at the top of a cell it changes nothing
-            edits.append((statement, f"pass  # global {', '.join(statement.names)}"))
+    edits = [(statement, f"pass  # global {', '.join(statement.names)}")  # at a cell's top it changes nothing
+             for statement in tree.body if isinstance(statement, ast.Global)]
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for inner in ast.walk(node):
@@ -518,21 +517,37 @@ def _rewrite_globals(code, step_locals):
                     parts = ([f"nonlocal {', '.join(local)}"] if local else []) + (
                         [f"global {', '.join(rest)}"] if rest else [])
                     edits.append((inner, "; ".join(parts)))
-    for statement, text in sorted(edits, key=lambda e: e[0].lineno, reverse=True):
-        line = lines[statement.lineno - 1]
-        lines[statement.lineno - 1] = line[: statement.col_offset] + text + line[statement.end_col_offset:]
+    return edits
+
+
+def _apply(code, edits):
+    """Replace each statement's text (None: delete its lines), bottom-up so positions hold."""
+    lines = code.splitlines()
+    for statement, text in sorted(edits, key=lambda e: (e[0].lineno, e[0].col_offset), reverse=True):
+        first, last = statement.lineno - 1, statement.end_lineno - 1
+        if text is None:
+            del lines[first : last + 1]
+            continue
+        head, tail = lines[first][: statement.col_offset], lines[last][statement.end_col_offset:]
+        lines[first : last + 1] = [head + text + tail]
     return "\n".join(lines)
 
 
 def _indent(code):
     """Indent by four spaces, except lines inside multi-line strings (their text would change)."""
     inside = set()
+    if '"""' not in code and "'''" not in code:
+        return _indent_lines(code, inside)
     try:
         for token in tokenize.generate_tokens(io.StringIO(code).readline):
             if token.type == tokenize.STRING and token.end[0] > token.start[0]:
                 inside.update(range(token.start[0] + 1, token.end[0] + 1))
     except (tokenize.TokenError, IndentationError):
         pass  # the code parsed already; a tokenizer complaint only costs the string check
+    return _indent_lines(code, inside)
+
+
+def _indent_lines(code, inside):
     return "\n".join(
         line if (number in inside or not line.strip()) else "    " + line
         for number, line in enumerate(code.splitlines(), start=1)

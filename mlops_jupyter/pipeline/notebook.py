@@ -8,9 +8,10 @@ from ..errors import InvalidInput, NotFound
 
 
 def read_notebook(notebook):
-    """``(node, path or None, sha256)`` for a path or an in-memory notebook (dict or NotebookNode)."""
-    import nbformat
+    """``(node, path or None, sha256)`` for a path or an in-memory notebook (dict or NotebookNode).
 
+    ``node`` is a version-4 notebook as a dict; older versions are upgraded by nbformat.
+    """
     if isinstance(notebook, (str, Path)):
         path = Path(notebook)
         if not path.is_file():
@@ -31,10 +32,17 @@ def read_notebook(notebook):
         raise InvalidInput(f"{where} is not a notebook: it has no cells")
     if not isinstance(content.get("nbformat"), int):
         raise InvalidInput(f"{where} is not a notebook: it has no nbformat version")
-    try:
-        node = nbformat.reads(json.dumps(content), as_version=4)
-    except Exception as error:  # nbformat raises its own types and plain ones for broken files
-        raise InvalidInput(f"{where} is not a readable notebook: {error}") from None
+    if content["nbformat"] == 4 and isinstance(content.get("cells"), list):
+        node = content  # already the shape conversion reads; nbformat costs seconds to import beside JupyterLab
+    else:
+        import nbformat
+
+        try:
+            node = nbformat.reads(json.dumps(content), as_version=4)
+        except Exception as error:  # nbformat raises its own types and plain ones for broken files
+            raise InvalidInput(f"{where} is not a readable notebook: {error}") from None
+    if not all(isinstance(cell, dict) for cell in node["cells"]):
+        raise InvalidInput(f"{where} is not a readable notebook: its cells are not all objects")
     return node, path, hashlib.sha256(data).hexdigest()
 
 

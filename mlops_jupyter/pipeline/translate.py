@@ -40,18 +40,19 @@ class Translation:
     requirements: list = field(default_factory=list)
     experiment: str | None = None
     imports: set = field(default_factory=set)  # module-level lines the translated code needs
+    tree: ast.Module | None = None  # the parsed code
 
 
 def translate(source, cell):
     """Translate one code cell's source; ``cell`` (its index) goes into every message."""
     if not _has_ipython_syntax(source):
-        _parse(source, cell)
-        return Translation(source)
+        return Translation(source, tree=_parse(source, cell))
     from IPython.core.inputtransformer2 import TransformerManager
 
     code = TransformerManager().transform_cell(source)
     translation = Translation(code)
     translation.code = _Translator(translation, cell).rewrite(code)
+    translation.tree = _parse(translation.code, cell)
     return translation
 
 

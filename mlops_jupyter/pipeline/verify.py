@@ -8,6 +8,7 @@ pipeline's: DataFrames, arrays, numbers, containers and objects field by field; 
 runs with the same name too. The report says what differs and where.
 """
 
+import json
 import math
 import os
 import tempfile
@@ -113,7 +114,7 @@ def _run_notebook(node, spec, overrides, scratch, timeout):
     import nbclient
     import nbformat
 
-    notebook = nbformat.from_dict(node)
+    notebook = nbformat.reads(json.dumps(node), as_version=4)  # sources as text, as nbclient wants them
     by_index = dict(enumerate(notebook.cells))
     last_cell = {step.cells[-1]: step for step in spec.steps}
     cells = []
