@@ -47,7 +47,7 @@ export class ModelsSection implements ISection {
         emptyState(
           this.items.length
             ? `No model matches "${this.text}".`
-            : 'No models yet: register one with mlops.register_model(NAME, model) inside a run.'
+            : 'No models yet: register one with mlops.register_model(model, NAME) inside a run.'
         )
       );
       return;
@@ -93,7 +93,7 @@ export class ModelsSection implements ISection {
         versions.replaceChildren(
           ...(items.length
             ? items.map(v => this.versionRow(model.name, v))
-            : [emptyState('No versions: register one with mlops.register_model.')])
+            : [emptyState(`No versions: register one with mlops.register_model(model, "${model.name}").`)])
         );
       } catch (error) {
         versions.replaceChildren(errorState(error));

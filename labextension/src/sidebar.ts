@@ -5,7 +5,7 @@
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 import { IStatus, requestAPI } from './api';
-import { button, h } from './dom';
+import { button, errorState, h } from './dom';
 import { ExperimentsSection } from './experiments';
 import { FeaturesSection } from './features';
 import { mlopsIcon } from './icons';
@@ -61,7 +61,26 @@ export class MlopsSidebar extends Widget {
 
   /** Fetch everything afresh; `data-mlops-ready` is "false" until it is all on screen. */
   refresh(): Promise<void> {
-    return this.settle([this.loadStatus(), ...this.sections.map(s => s.refresh())]);
+    return this.settle([this.loadAll()]);
+  }
+
+  // The status first: when the registry cannot be reached, one error says why instead of
+  // the same message in every section.
+  private async loadAll(): Promise<void> {
+    let status: IStatus;
+    try {
+      status = await requestAPI<IStatus>('status');
+    } catch (error) {
+      this.status.replaceChildren(errorState(error));
+      this.sections.forEach(s => (s.node.hidden = true));
+      return;
+    }
+    this.status.replaceChildren(`${status.registry} · ${status.user}`);
+    this.status.title = status.experiment
+      ? `active experiment: ${status.experiment}`
+      : 'no active experiment';
+    this.sections.forEach(s => (s.node.hidden = false));
+    await Promise.all(this.sections.map(s => s.refresh()));
   }
 
   protected onAfterShow(msg: Message): void {
@@ -93,18 +112,5 @@ export class MlopsSidebar extends Widget {
     this.node.setAttribute('data-mlops-ready', 'false');
     await Promise.all(work);
     this.node.setAttribute('data-mlops-ready', 'true');
-  }
-
-  private async loadStatus(): Promise<void> {
-    try {
-      const status = await requestAPI<IStatus>('status');
-      this.status.textContent = `${status.registry} · ${status.user}`;
-      this.status.title = status.experiment
-        ? `active experiment: ${status.experiment}`
-        : 'no active experiment';
-    } catch {
-      // Each section shows the error with its own message; the status line just goes blank.
-      this.status.textContent = '';
-    }
   }
 }
