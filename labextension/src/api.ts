@@ -2,21 +2,10 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-/** An error the server explained: `message` is its one-line `{"message"}`. */
-export class ApiError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-    readonly body: any
-  ) {
-    super(message);
-  }
-}
-
 // Made once: makeSettings() reads the page config, and its fetch adds the XSRF token and auth.
 const settings = ServerConnection.makeSettings();
 
-/** JSON from `{base_url}mlops/api/{path}`; throws ApiError with the server's message. */
+/** JSON from `{base_url}mlops/api/{path}`; throws an Error whose message is the server's. */
 export async function requestAPI<T>(
   path: string,
   init: RequestInit = {}
@@ -26,7 +15,7 @@ export async function requestAPI<T>(
   try {
     response = await ServerConnection.makeRequest(url, init, settings);
   } catch (error) {
-    throw new ApiError(`cannot reach the Jupyter server: ${error}`, 0, null);
+    throw new Error(`cannot reach the Jupyter server: ${error}`);
   }
   const text = await response.text();
   let body: any = null;
@@ -41,7 +30,7 @@ export async function requestAPI<T>(
       (response.status === 404
         ? 'the mlops server extension is not enabled: run `jupyter server extension enable mlops_jupyter` and restart JupyterLab'
         : `${response.status} ${response.statusText}`);
-    throw new ApiError(message, response.status, body);
+    throw new Error(message);
   }
   return body as T;
 }

@@ -25,46 +25,51 @@ export class RunList {
   }
 
   private async fetchPage(first: boolean): Promise<void> {
-    let page: IPage<IRun>;
+    let content: HTMLElement[];
     try {
-      page = await requestAPI<IPage<IRun>>(
+      const page = await requestAPI<IPage<IRun>>(
         withQuery('runs', {
           experiment: this.experiment,
           limit: PAGE,
           offset: this.loaded
         })
       );
+      this.loaded += page.items.length;
+      content = this.render(page, first);
     } catch (error) {
-      // A failed first page replaces the list; a failed "More" keeps the rows already shown.
-      this.node.querySelector('[data-mlops-action="more"]')?.remove();
-      this.node.append(errorState(error));
-      return;
+      content = [errorState(error)];
     }
+    // A first page replaces the list; "More" (or its error) comes after the rows shown.
     if (first) {
       this.node.replaceChildren();
     }
     this.node.querySelector('[data-mlops-action="more"]')?.remove();
     this.node.querySelector('.mlops-error')?.remove();
-    this.loaded += page.items.length;
+    this.node.append(...content);
+  }
+
+  private render(page: IPage<IRun>, first: boolean): HTMLElement[] {
     if (first && page.items.length === 0) {
-      this.node.append(
+      return [
         emptyState(
           `No runs yet: start one with %%mlops run NAME in a notebook (after %mlops experiment ${this.experiment}).`
         )
-      );
-      return;
+      ];
     }
-    this.node.append(...page.items.map(run => this.row(run)));
+    const rows = page.items.map(run => this.row(run));
     if (this.loaded < page.total) {
-      this.node.append(
-        button(
-          `More (${this.loaded} of ${page.total})`,
-          'more',
-          () => void this.fetchPage(false),
-          `Show the next ${PAGE} runs`
-        )
+      const more = button(
+        `More (${this.loaded} of ${page.total})`,
+        'more',
+        () => {
+          more.disabled = true; // a second click would fetch the same page twice
+          void this.fetchPage(false);
+        },
+        `Show the next ${PAGE} runs`
       );
+      rows.push(more);
     }
+    return rows;
   }
 
   private row(run: IRun): HTMLElement {
