@@ -458,11 +458,13 @@ _WATCH = """(experiment) => {
 
 
 def measure_first_paint(page, lab, workspace, experiment=BULK_EXPERIMENT):
-    """One opening on a freshly loaded page, the panel closed: ms from the tab's pointerdown to
-    the panel painted ready, and to the experiment's first page of 50 runs painted after a click
-    on its row. Also the panel's own ``data-mlops-load-ms``. Leaves the panel closed."""
+    """One opening on a freshly loaded page, the panel never opened before: ms from the tab's
+    pointerdown to the panel painted ready, and to the experiment's first page of 50 runs painted
+    after a click on its row. Also the panel's own ``data-mlops-load-ms``. ``workspace`` must be
+    new (a workspace that had the panel open would restore it open). Leaves the panel closed."""
     open_lab(page, lab, workspace)
-    close_sidebar(page)  # the workspace may remember it open; the measurement starts closed
+    if sidebar_is_open(page) or page.locator(SIDEBAR).get_attribute("data-mlops-ready") is not None:
+        raise RuntimeError(f"workspace {workspace!r} opened the MLOps panel before the measurement: use a new one")
     page.evaluate(_WATCH, experiment)
     page.click(SIDEBAR_TAB)
     page.wait_for_function("() => window.__mlopsMarks && 'readyPainted' in window.__mlopsMarks")

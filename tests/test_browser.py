@@ -39,11 +39,13 @@ pytestmark = [
 
 def _report(config, line):
     """A line on the terminal even when pytest captures output (screenshot folder, timings)."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
-    else:
+    if capture is None or reporter is None:
         print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
 
 
 # ---- fixtures ------------------------------------------------------------------------------
@@ -218,7 +220,7 @@ def test_convert_to_pipeline_from_the_palette_writes_the_pipeline(lab, page):
     shutil.copy(EXAMPLES / "features.ipynb", lab.root / "features.ipynb")
     bs.open_file(page, lab, "convert", "features.ipynb")
     page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for()
-    assert page.locator('.jp-NotebookPanel-toolbar [data-mlops-action="convert"]').is_visible()
+    page.locator('.jp-NotebookPanel-toolbar [data-mlops-action="convert"]').wait_for()  # the toolbar's button
     bs.run_command(page, "Convert to pipeline")
 
     dialog = page.locator(".jp-Dialog", has=page.locator("[data-mlops-conversion]"))
@@ -303,7 +305,7 @@ def test_sidebar_first_paint_with_10000_runs_and_200_versions(lab, page, request
     counts = api.registry_counts()
     api.disconnect()
     assert counts["model_versions"] >= 200 and counts["runs"] >= 10_000
-    openings = [bs.measure_first_paint(page, lab, "first-paint") for _ in range(FIRST_PAINT_OPENINGS)]
+    openings = [bs.measure_first_paint(page, lab, f"first-paint-{i}") for i in range(FIRST_PAINT_OPENINGS)]
     for opening in openings:
         assert opening["run_rows"] == 50
     more = page.locator(f'{bs.SIDEBAR} button[data-mlops-action="more"]')
