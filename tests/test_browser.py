@@ -20,11 +20,13 @@ import statistics
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 import browser_support as bs
 from mlops_jupyter import api
 
 REQUIRED = os.environ.get("MLOPS_TEST_BROWSER") == "1"
+expect.set_options(timeout=bs.UI_TIMEOUT_MS)  # a loaded 2-core machine renders slowly
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_notebooks"
 FIRST_PAINT_OPENINGS = 3
 
@@ -143,8 +145,8 @@ def test_sidebar_lists_experiments_runs_and_model_versions_with_aliases(lab, pag
 
     experiments = sidebar.locator('[data-mlops-section="experiments"]')
     churn = experiments.locator('[data-mlops-experiment="churn"]')
-    assert "3 runs" in churn.inner_text()
-    assert "10000 runs" in experiments.locator(f'[data-mlops-experiment="{bs.BULK_EXPERIMENT}"]').inner_text()
+    expect(churn).to_contain_text("3 runs")
+    expect(experiments.locator(f'[data-mlops-experiment="{bs.BULK_EXPERIMENT}"]')).to_contain_text("10000 runs")
     churn.click()
     rows = experiments.locator("[data-mlops-run]")
     rows.first.wait_for()
@@ -153,14 +155,14 @@ def test_sidebar_lists_experiments_runs_and_model_versions_with_aliases(lab, pag
     assert set(shown) == {"baseline-logreg", "rf-depth-4", "rf-depth-8"} == set(expected)
     for name, row in shown.items():
         assert row.get_attribute("data-mlops-run") == expected[name]["id"]
-    assert "auc 0.83" in shown["rf-depth-8"].inner_text()
+    expect(shown["rf-depth-8"]).to_contain_text("auc 0.83")
 
     models = sidebar.locator('[data-mlops-section="models"]')
     models.locator('[data-mlops-model="churn"]').click()
     v1, v2 = (models.locator(f'[data-mlops-version="churn/{v}"]') for v in (1, 2))
     v2.wait_for()
-    assert v1.locator(".mlops-alias").all_inner_texts() == ["staging"]
-    assert v2.locator(".mlops-alias").all_inner_texts() == ["production"]
+    expect(v1.locator(".mlops-alias")).to_have_text(["staging"])
+    expect(v2.locator(".mlops-alias")).to_have_text(["production"])
     assert v1.locator('button[data-mlops-action="promote"]').is_visible()
     bs.screenshot(page, screenshots, "sidebar")
 
@@ -177,9 +179,7 @@ def test_search_narrows_the_sidebar_and_says_when_nothing_matches(lab, page):
     assert sidebar.locator('[data-mlops-section="models"] [data-mlops-model]').evaluate_all(
         "rows => rows.map(r => r.dataset.mlopsModel)") == ["fraud"]
     search.fill("no-such-thing")
-    empty = experiments.locator(".mlops-empty")
-    empty.wait_for()
-    assert 'No experiment matches "no-such-thing"' in empty.inner_text()
+    expect(experiments.locator(".mlops-empty")).to_contain_text('No experiment matches "no-such-thing"')
 
 
 def test_promoting_through_the_dialog_moves_the_alias_in_the_registry(lab, page, registry, screenshots):
@@ -198,8 +198,8 @@ def test_promoting_through_the_dialog_moves_the_alias_in_the_registry(lab, page,
     verdict = confirm.locator('.mlops-verdict[data-mlops-gate="metric_not_worse"]')
     verdict.wait_for()
     assert "mlops-verdict-passed" in verdict.get_attribute("class")
-    assert "auc 0.88 vs 0.81" in verdict.inner_text()
-    assert "production moves from v1 to v2" in confirm.inner_text()
+    expect(verdict).to_contain_text("auc 0.88 vs 0.81")
+    expect(confirm).to_contain_text("production moves from v1 to v2")
     assert api.get_model_version("fraud@production")["version"] == 1  # checking changed nothing
     confirm.locator("textarea[data-mlops-reason]").fill("better auc on the holdout")
     bs.screenshot(page, screenshots, "promote-dialog")
@@ -225,7 +225,7 @@ def test_convert_to_pipeline_from_the_palette_writes_the_pipeline(lab, page):
 
     dialog = page.locator(".jp-Dialog", has=page.locator("[data-mlops-conversion]"))
     dialog.wait_for()
-    assert "Pipeline written to features_pipeline" in dialog.inner_text()
+    expect(dialog).to_contain_text("Pipeline written to features_pipeline")
     shown = dialog.locator("[data-mlops-step]").evaluate_all("items => items.map(i => i.dataset.mlopsStep)")
     spec = json.loads((lab.root / "features_pipeline" / "pipeline.json").read_text())
     assert [step["name"] for step in spec["steps"]] == shown
@@ -250,15 +250,14 @@ def test_mark_as_pipeline_step_tags_the_cell_and_shows_a_badge(lab, page):
     dialog.locator("input").fill("sum up")
     dialog.locator("button", has_text="Mark").click()
     refusal = page.locator(".jp-Dialog", has_text="Not a valid step name")
-    assert "not a Python identifier" in refusal.inner_text()
+    expect(refusal).to_contain_text("not a Python identifier")
     refusal.locator("button", has_text="Close").click()
     dialog = page.locator(".jp-Dialog", has_text="Mark as pipeline step")
     dialog.locator("input").fill("sum_up")
     dialog.locator("button", has_text="Mark").click()
 
     badge = cells.nth(1).locator(".mlops-step-badge")
-    badge.wait_for()
-    assert badge.inner_text() == "sum_up"
+    expect(badge).to_have_text("sum_up")
     assert "mlops-step-cell" in cells.nth(1).get_attribute("class")
     assert cells.nth(0).locator(".mlops-step-badge").count() == 0
 
@@ -283,7 +282,7 @@ def test_mlops_widget_panel_renders_and_filters_in_a_notebook(lab, page, screens
     assert "Error displaying widget" not in output.inner_text()
     table = panel.locator("table")
     for name in ("baseline-logreg", "rf-depth-4", "rf-depth-8"):
-        assert name in table.inner_text()
+        expect(table).to_contain_text(name)
     bs.screenshot(page, screenshots, "notebook-widget")
 
     # The panel is live: a filter goes to the kernel and the table comes back narrowed.
@@ -310,7 +309,7 @@ def test_sidebar_first_paint_with_10000_runs_and_200_versions(lab, page, request
         assert opening["run_rows"] == 50
     more = page.locator(f'{bs.SIDEBAR} button[data-mlops-action="more"]')
     bs.open_sidebar(page)  # the last opening left it closed, with the experiment expanded
-    assert more.inner_text() == "More (50 of 10000)"
+    expect(more).to_have_text("More (50 of 10000)")
     more.click()
     page.locator(f"{bs.SIDEBAR} [data-mlops-run]").nth(99).wait_for()
     assert page.locator(f"{bs.SIDEBAR} [data-mlops-run]").count() == 100
