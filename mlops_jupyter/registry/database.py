@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from ..errors import MlopsError
 
 # The newest migration; a test checks it against the migrations folder.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 # Any fixed number: PostgreSQL advisory locks are keyed by integers.

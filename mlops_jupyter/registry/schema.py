@@ -306,3 +306,59 @@ online_features = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
 )
+
+# Bearer tokens of the HTTP server. Only the SHA-256 of a token is kept; ``id`` is public (shown
+# by `mlops token list`, recorded with each served request). ``role``: "serve" reads features
+# and predicts, "admin" may also do anything administrative. A token serves one ``env`` only.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("env", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("revoked_at", sa.Double),
+    sa.Column("revoked_by", sa.String(255)),
+)
+
+# Every request the HTTP server answered for features or predictions, written in batches by
+# serving.request_log. ``id`` is the request id returned to the caller (header X-Request-Id and
+# body "request_id"), which mlops.log_labels refers to. ``kind``: "features" | "predict";
+# ``object_name``: the model name, or the feature names joined by ","; ``version``: the model
+# version that answered (None for features). ``inputs``/``outputs``: JSON lists with one item per
+# row (the records or entities served, and the predictions or feature values), None on errors;
+# ``error``: the one-line reason of a 4xx/5xx.
+served_requests = sa.Table(
+    "served_requests",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("env", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("object_name", sa.String(1024), nullable=False),
+    sa.Column("version", sa.Integer),
+    sa.Column("token_id", sa.String(32)),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Double, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("inputs", sa.Text),
+    sa.Column("outputs", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_served_requests_object_at", "object_name", "at"),
+    sa.Index("ix_served_requests_env_at", "env", "at"),
+)
+
+# Ground truth for served predictions: ``row`` is the position in the request's records.
+# No foreign key to served_requests: a label may arrive before the request log's batch lands.
+prediction_labels = sa.Table(
+    "prediction_labels",
+    metadata,
+    sa.Column("request_id", sa.String(32), primary_key=True),
+    sa.Column("row", sa.Integer, primary_key=True),
+    sa.Column("label", sa.Text, nullable=False),  # JSON
+    sa.Column("logged_at", sa.Double, nullable=False),
+    sa.Column("logged_by", sa.String(255), nullable=False),
+)
