@@ -17,6 +17,7 @@ _API = (
     "register_feature", "feature", "expect", "get_feature", "feature_values", "list_features",
     "training_set", "training_sets_using", "list_feature_versions", "compare_feature_versions", "materialize", "get_online_features",
     "convert", "run_pipeline", "export_pipeline", "verify_pipeline",
+    "create_token", "list_tokens", "revoke_token", "served_requests",
 )
 _ERRORS = ("MlopsError", "InvalidInput", "NotFound", "AlreadyExists", "GateFailed", "IntegrityError", "NoActiveRun", "StepFailed")
 

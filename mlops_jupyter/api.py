@@ -872,6 +872,64 @@ def _online_name(name):
     return name
 
 
+# ---- serving -----------------------------------------------------------------------------
+
+
+def create_token(env, *, role="serve", description=None):
+    """A new bearer token for the HTTP server of ``env``: ``{"id", "token", "env", "role"}``.
+
+    The token is returned this once; the registry keeps only its SHA-256. ``role``: "serve"
+    (features and predictions) or "admin" (also the server's administrative endpoints).
+    """
+    from .features.online import check_env
+    from .serving import tokens
+
+    check_env(env)
+    if role not in tokens.ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(tokens.ROLES)}, not {role!r}")
+    if description is not None and not isinstance(description, str):
+        raise InvalidInput(f"description must be text, not {type(description).__name__}")
+    token_id, token = tokens.new_token()
+    row = {"id": token_id, "token_sha256": tokens.token_sha256(token), "env": env, "role": role,
+           "description": description}
+    _store().create_token(row, config.current_user())
+    return {"id": token_id, "token": token, "env": env, "role": role}
+
+
+def list_tokens():
+    """Every token's id, env, role, description, creation and revocation (never the token)."""
+    return _store().list_tokens()
+
+
+def revoke_token(token_id):
+    """Revoke a token by its id: servers refuse it within a second."""
+    if not isinstance(token_id, str) or not token_id:
+        raise InvalidInput(f"token id must be text like 'tok_…', not {token_id!r}")
+    _store().revoke_token(token_id, config.current_user())
+
+
+def served_requests(object_name=None, *, env=None, kind=None, since=None, until=None, limit=None):
+    """The requests servers answered, oldest first, as the request log recorded them.
+
+    ``object_name``: a model name (or the served feature names joined by ","); ``kind``:
+    "features" or "predict"; ``since``/``until``: epoch seconds or datetimes. Each row has
+    ``id`` (the request id callers got), ``at``, ``env``, ``kind``, ``object_name``,
+    ``version``, ``token_id``, ``status``, ``latency_ms``, ``rows``, ``inputs`` and ``outputs``
+    (lists with one item per record or entity; None for refused requests) and ``error``.
+    """
+    if kind not in (None, "features", "predict"):
+        raise InvalidInput(f"kind must be 'features' or 'predict', not {kind!r}")
+    return _store().served_requests(object_name, env, kind, _epoch(since, "since"), _epoch(until, "until"), limit)
+
+
+def _epoch(value, what):
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    raise InvalidInput(f"{what} must be epoch seconds or a datetime, not {value!r}")
+
+
 # ---- pipelines ---------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from . import database, search
 from .schema import (
     alias_transitions,
     aliases,
+    api_tokens,
     artifacts,
     audit_log,
     code_snapshots,
@@ -38,6 +39,7 @@ from .schema import (
     registered_models,
     registry_info,
     runs,
+    served_requests,
     tags,
     training_set_features,
     training_sets,
@@ -1012,6 +1014,82 @@ class Store:
             if self.engine.dialect.name != "sqlite":
                 driver.rollback()  # end the read's implicit transaction
         return rows
+
+    # ---- serving --------------------------------------------------------------------------
+
+    def create_token(self, row, user):
+        """Insert a token row (its hash, never the token) with its audit row."""
+        with self._write() as connection:
+            connection.execute(sa.insert(api_tokens), {**row, "created_at": time.time(), "created_by": user})
+            self._audit(connection, user, "create", "token", row["id"], {"env": row["env"], "role": row["role"]})
+
+    def list_tokens(self):
+        """Every token, newest first, without its hash."""
+        columns = [column for column in api_tokens.c if column.name != "token_sha256"]
+        with self._read() as connection:
+            rows = connection.execute(
+                sa.select(*columns).order_by(api_tokens.c.created_at.desc(), api_tokens.c.id)
+            ).mappings().all()
+        return [dict(row) for row in rows]
+
+    def revoke_token(self, token_id, user):
+        with self._write() as connection:
+            revoked_at = connection.execute(
+                sa.select(api_tokens.c.revoked_at).where(api_tokens.c.id == token_id)
+            ).first()
+            if revoked_at is None:
+                raise NotFound(f"no token with id {token_id!r} (see `mlops token list`)")
+            if revoked_at[0] is not None:
+                raise InvalidInput(f"token {token_id!r} is already revoked")
+            connection.execute(
+                sa.update(api_tokens).where(api_tokens.c.id == token_id)
+                .values(revoked_at=time.time(), revoked_by=user)
+            )
+            self._audit(connection, user, "revoke", "token", token_id)
+
+    def active_tokens(self):
+        """``{token_sha256: (id, env, role)}`` of every token not revoked: what the server checks."""
+        with self._read() as connection:
+            rows = connection.execute(
+                sa.select(api_tokens.c.token_sha256, api_tokens.c.id, api_tokens.c.env, api_tokens.c.role)
+                .where(api_tokens.c.revoked_at.is_(None))
+            ).all()
+        return {sha256: (token_id, env, role) for sha256, token_id, env, role in rows}
+
+    def alias_holders(self, alias):
+        """``{model name: version}`` of every model whose ``alias`` is set, in one query."""
+        with self._read() as connection:
+            return dict(connection.execute(
+                sa.select(registered_models.c.name, aliases.c.version)
+                .join(aliases, aliases.c.model_id == registered_models.c.id)
+                .where(aliases.c.alias == alias)
+            ).all())
+
+    def record_served_requests(self, rows):
+        """Insert a batch of served_requests rows in one transaction (the request log's writer)."""
+        with self._driver_write() as cursor:
+            self._execute_prepared(cursor, "served_requests", lambda: sa.insert(served_requests), rows)
+
+    def served_requests(self, object_name=None, env=None, kind=None, since=None, until=None, limit=None):
+        """Served requests, oldest first, ``inputs``/``outputs`` decoded from JSON."""
+        query = sa.select(served_requests).order_by(served_requests.c.at, served_requests.c.id)
+        if object_name is not None:
+            query = query.where(served_requests.c.object_name == object_name)
+        if env is not None:
+            query = query.where(served_requests.c.env == env)
+        if kind is not None:
+            query = query.where(served_requests.c.kind == kind)
+        if since is not None:
+            query = query.where(served_requests.c.at >= since)
+        if until is not None:
+            query = query.where(served_requests.c.at < until)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as connection:
+            rows = connection.execute(query).mappings().all()
+        loads = json.loads
+        return [{**row, "inputs": None if row["inputs"] is None else loads(row["inputs"]),
+                 "outputs": None if row["outputs"] is None else loads(row["outputs"])} for row in rows]
 
     # ---- audit ----------------------------------------------------------------------------
 
