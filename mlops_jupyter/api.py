@@ -462,6 +462,21 @@ def model_history(name):
     return _store().alias_history(check_model_name(name))
 
 
+def lineage(reference):
+    """Where a model version came from: ``NAME`` (its latest version), ``NAME@ALIAS`` or ``NAME/3``.
+
+    Returns ``{"model", "runs", "pipeline", "notebook", "training_sets", "nodes", "edges"}``:
+    the run chain up to the pipeline run, the training sets and the feature versions they
+    joined with their code hashes and source digests, and the same as a graph.
+    """
+    from .models import lineage as lineage_module
+
+    version = get_model_version(reference if "@" in reference or "/" in reference else f"{reference}@latest") \
+        if isinstance(reference, str) else get_model_version(reference)
+    records = _store().lineage_records(version["run_id"]) if version["run_id"] else {"runs": [], "training_sets": []}
+    return lineage_module.build(version, records)
+
+
 def check_promotion(name, version, to, *, gates=None):
     """What the gates say about giving ``version`` of ``name`` the alias ``to``; changes nothing.
 

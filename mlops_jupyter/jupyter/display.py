@@ -1709,3 +1709,100 @@ def feature_view(feature, *, versions=None, expectations=None, training_sets=Non
     ``api.training_sets_using`` rows.
     """
     return FeatureView(feature, versions=versions, expectations=expectations, training_sets=training_sets, live=live)
+
+
+# ---- lineage ------------------------------------------------------------------------------
+
+_LINEAGE_COLOURS = {"model": "#1a7f37", "run": "#0969da", "pipeline": "#8250df", "notebook": "#bf8700",
+                    "training_set": "#bc4c00", "feature": "#0a7ea4", "source": "#6e7781", "code": "#6e7781"}
+_NODE_WIDTH, _NODE_HEIGHT, _COLUMN_GAP, _ROW_GAP = 190, 40, 50, 12
+
+
+def _lineage_layout(nodes, edges):
+    """``{node id: (column, row)}``: a node's column is its longest path from the model, so every
+    edge points right; rows keep the order nodes were found in."""
+    depth = {node["id"]: 0 for node in nodes}
+    for _ in nodes:  # longest paths in a DAG settle within len(nodes) passes
+        changed = False
+        for start, end in edges:
+            if depth[end] < depth[start] + 1:
+                depth[end], changed = depth[start] + 1, True
+        if not changed:
+            break
+    rows = {}
+    place = {}
+    for node in nodes:
+        column = depth[node["id"]]
+        place[node["id"]] = (column, rows.get(column, 0))
+        rows[column] = rows.get(column, 0) + 1
+    return place
+
+
+def _lineage_svg(nodes, edges):
+    place = _lineage_layout(nodes, edges)
+    width = (max(c for c, _ in place.values()) + 1) * (_NODE_WIDTH + _COLUMN_GAP)
+    height = (max(r for _, r in place.values()) + 1) * (_NODE_HEIGHT + _ROW_GAP) + _ROW_GAP
+
+    def corner(node_id):
+        column, row = place[node_id]
+        return column * (_NODE_WIDTH + _COLUMN_GAP), _ROW_GAP + row * (_NODE_HEIGHT + _ROW_GAP)
+
+    parts = []
+    for start, end in edges:
+        (x1, y1), (x2, y2) = corner(start), corner(end)
+        x1, y1, y2 = x1 + _NODE_WIDTH, y1 + _NODE_HEIGHT / 2, y2 + _NODE_HEIGHT / 2
+        middle = (x1 + x2) / 2
+        parts.append(f'<path d="M{x1},{y1} C{middle},{y1} {middle},{y2} {x2},{y2}" fill="none" '
+                     'stroke="rgba(128,128,128,0.7)" stroke-width="1.2"/>')
+    for node in nodes:
+        x, y = corner(node["id"])
+        colour = _LINEAGE_COLOURS.get(node["kind"], _OTHER_COLOUR)
+        parts.append(
+            f'<g><title>{_h(node["kind"])}: {_h(node["label"])} {_h(node["detail"])}</title>'
+            f'<rect x="{x}" y="{y}" width="{_NODE_WIDTH}" height="{_NODE_HEIGHT}" rx="5" fill="{colour}" '
+            f'fill-opacity="0.12" stroke="{colour}"/>'
+            f'<text x="{x + 8}" y="{y + 16}" font-size="12" font-weight="600" fill="currentColor">'
+            f'{_h(_fmt(node["label"], 27))}</text>'
+            f'<text x="{x + 8}" y="{y + 31}" font-size="10" fill="currentColor" opacity="0.7">'
+            f'{_h(_fmt(node["detail"], 32))}</text></g>'
+        )
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif">{"".join(parts)}</svg>')
+
+
+class LineageView(View):
+    """A model version's lineage (``api.lineage``) as a left-to-right SVG graph, text as an indented list."""
+
+    def __init__(self, lineage, *, live=False):
+        super().__init__(live=live)
+        self.lineage = lineage
+
+    def text(self):
+        children = {}
+        for start, end in self.lineage["edges"]:
+            children.setdefault(start, []).append(end)
+        by_id = {node["id"]: node for node in self.lineage["nodes"]}
+        lines, seen = [], set()
+
+        def walk(node_id, depth):
+            node = by_id[node_id]
+            again = " (above)" if node_id in seen else ""
+            lines.append(f"{'  ' * depth}{node['kind']}: {node['label']}  {node['detail']}{again}".rstrip())
+            if node_id not in seen:
+                seen.add(node_id)
+                for child in children.get(node_id, []):
+                    walk(child, depth + 1)
+
+        walk(self.lineage["nodes"][0]["id"], 0)
+        return "\n".join(lines)
+
+    def html(self):
+        model = self.lineage["model"]
+        notebook = self.lineage["notebook"]
+        note = f"from notebook {notebook['path']}" if notebook else "no notebook recorded"
+        return str(_box(_title(f"Lineage of {model['name']} v{model['version']}", note),
+                        Markup(_lineage_svg(self.lineage["nodes"], self.lineage["edges"]))))
+
+
+def lineage_view(lineage, *, live=False):
+    return LineageView(lineage, live=live)

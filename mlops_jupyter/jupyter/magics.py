@@ -413,6 +413,19 @@ def load(magics, args, cell):
 
 
 @command(
+    "lineage",
+    "Where a model version came from: run, pipeline, notebook, training set, feature versions, sources; as a graph.",
+    arg("reference", metavar="NAME[@ALIAS]", help="a model (its latest version), NAME@ALIAS or NAME/VERSION"),
+)
+def lineage(magics, args, cell):
+    from .display import lineage_view
+
+    found = api.lineage(args.reference)
+    magics.show(lineage_view(found, live=magics.live))
+    return found
+
+
+@command(
     "feature",
     "As a cell magic, the cell computes a feature and registers it; `%mlops feature show NAME[@V]` shows one.",
     arg("name", nargs="+", metavar="NAME", help="cell: the feature's name; line: show NAME[@VERSION]"),

@@ -1203,3 +1203,66 @@ class Store:
                             for k, t in tables.items()))
         with self._read() as connection:
             return dict(connection.execute(query).mappings().one())
+
+    # ---- lineage ----------------------------------------------------------------------------
+
+    def lineage_records(self, run_id):
+        """What a model's run came from: ``{"runs", "training_sets"}`` in one read.
+
+        ``runs``: the run and its ancestors (a pipeline step's run, then the pipeline run), each
+        with its tags. ``training_sets``: those built in one of these runs, else anywhere under
+        the outermost one (a pipeline builds its training set in one step and fits in another),
+        each with the feature versions it joined (code hash, sources with their digests).
+        """
+        run_columns = (runs.c.id, runs.c.name, experiments.c.name.label("experiment"), runs.c.status, runs.c.user,
+                       runs.c.start_time, runs.c.end_time, runs.c.parent_run_id, runs.c.notebook_path,
+                       runs.c.source_path, runs.c.code_hash, runs.c.git_commit)
+        with self._read() as connection:
+            chain, next_id = [], run_id
+            while next_id is not None and len(chain) < 100:  # a bound, should a cycle ever exist
+                row = connection.execute(
+                    sa.select(*run_columns).join(experiments, experiments.c.id == runs.c.experiment_id)
+                    .where(runs.c.id == next_id)
+                ).mappings().first()
+                if row is None:
+                    break
+                chain.append(dict(row))
+                next_id = row["parent_run_id"]
+            extras = self._run_extras(connection, [run["id"] for run in chain])
+            for run in chain:
+                run["tags"] = extras[run["id"]]["tags"]
+            built = self._training_sets_built_in(connection, [run["id"] for run in chain])
+            if not built and chain:
+                built = self._training_sets_built_in(connection, self._descendant_run_ids(connection, chain[-1]["id"]))
+        return {"runs": chain, "training_sets": built}
+
+    def _descendant_run_ids(self, connection, root_id):
+        found, frontier = [], [root_id]
+        while frontier and len(found) < 10_000:
+            frontier = connection.execute(sa.select(runs.c.id).where(runs.c.parent_run_id.in_(frontier))).scalars().all()
+            found.extend(frontier)
+        return found
+
+    def _training_sets_built_in(self, connection, run_ids):
+        if not run_ids:
+            return []
+        rows = connection.execute(
+            sa.select(training_sets).where(training_sets.c.run_id.in_(run_ids))
+            .order_by(training_sets.c.created_at, training_sets.c.id)
+        ).mappings().all()
+        used = {}
+        for row in connection.execute(
+            sa.select(training_set_features.c.training_set_id, features.c.name, features.c.entity,
+                      features.c.timestamp, feature_versions.c.version, feature_versions.c.fingerprint,
+                      feature_versions.c.code_hash, feature_versions.c.sources, feature_versions.c.values_sha256,
+                      feature_versions.c.dtype, feature_versions.c.rows, feature_versions.c.run_id,
+                      feature_versions.c.created_at, feature_versions.c.created_by)
+            .join(features, features.c.id == training_set_features.c.feature_id)
+            .join(feature_versions, sa.and_(feature_versions.c.feature_id == training_set_features.c.feature_id,
+                                            feature_versions.c.version == training_set_features.c.version))
+            .where(training_set_features.c.training_set_id.in_([row["id"] for row in rows]))
+            .order_by(features.c.name)
+        ).mappings():
+            item = dict(row)
+            used.setdefault(item.pop("training_set_id"), []).append({**item, "sources": json.loads(item["sources"])})
+        return [{**dict(row), "checks": json.loads(row["checks"]), "features": used.get(row["id"], [])} for row in rows]
