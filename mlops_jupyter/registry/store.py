@@ -1056,6 +1056,15 @@ class Store:
             ).all()
         return {sha256: (token_id, env, role) for sha256, token_id, env, role in rows}
 
+    def active_token(self, token_sha256):
+        """``(id, env, role)`` of the unrevoked token with this hash, or None."""
+        with self._read() as connection:
+            row = connection.execute(
+                sa.select(api_tokens.c.id, api_tokens.c.env, api_tokens.c.role)
+                .where(api_tokens.c.token_sha256 == token_sha256, api_tokens.c.revoked_at.is_(None))
+            ).first()
+        return None if row is None else tuple(row)
+
     def alias_holders(self, alias):
         """``{model name: version}`` of every model whose ``alias`` is set, in one query."""
         with self._read() as connection:
