@@ -121,6 +121,40 @@ def build_parser():
         "demo",
         "train three models, track them, register the best, promote it and load it back",
     )
+
+    serve = command(
+        "serve",
+        "serve online features and predictions over HTTP, behind bearer tokens",
+        "Serve one env of the registry over HTTP until Ctrl-C. Every request needs\n"
+        "'Authorization: Bearer TOKEN' with a token of that env (mlops token create).\n"
+        "  GET  /features/NAME/ENTITY          one feature value of one entity\n"
+        "  POST /features                      {\"features\": [...], \"entities\": [...]}\n"
+        "  POST /models/NAME/predict           {\"records\": [{column: value}...]} or {\"entities\": [...]}\n"
+        "  GET  /health, /ready, /metrics      liveness, loaded models, Prometheus metrics\n"
+        "Predictions come from the version holding the env's alias, followed within a second\n"
+        "when it moves. Every feature and prediction request is recorded for monitoring.",
+    )
+    serve.add_argument("--env", choices=("staging", "production"), default="staging",
+                       help="which env's alias and online features to serve (default: staging)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--max-body", metavar="BYTES", type=int, default=1024 * 1024,
+                       help="larger request bodies are refused with 413 (default: 1 MiB)")
+
+    token = command("token", "create, list or revoke the bearer tokens of mlops serve")
+    token_verbs = token.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def token_verb(name, help):
+        return token_verbs.add_parser(name, help=help, description=help, parents=[common], formatter_class=_formatter)
+
+    create = token_verb("create", "create a token and print it, this once (the registry keeps only its hash)")
+    create.add_argument("--env", choices=("staging", "production"), required=True, help="the env it may serve")
+    create.add_argument("--role", choices=("serve", "admin"), default="serve",
+                        help="serve: features and predictions; admin: also administration (default: serve)")
+    create.add_argument("--description", metavar="TEXT", help="what or who it is for")
+    token_verb("list", "list tokens: id, env, role, who created or revoked them and when")
+    revoke = token_verb("revoke", "revoke a token: servers refuse it within a second")
+    revoke.add_argument("id", metavar="ID", help="the token's id (tok_…), from mlops token list")
     return parser
 
 
@@ -361,6 +395,28 @@ def _demo(args):
     run_demo(args.registry)
 
 
+def _serve(args):
+    from .serving.server import serve
+
+    serve(args.env, host=args.host, port=args.port, max_body_bytes=args.max_body)
+
+
+def _token(args):
+    from . import api
+
+    if args.verb == "create":
+        created = api.create_token(args.env, role=args.role, description=args.description)
+        print(f"token {created['id']} ({created['env']}, {created['role']}); shown this once, keep it secret:")
+        print(created["token"])
+    elif args.verb == "list":
+        rows = [{**row, "created": _when(row["created_at"]), "revoked": _when(row["revoked_at"])}
+                for row in api.list_tokens()]
+        print_table(rows, ["id", "env", "role", "description", "created", "created_by", "revoked"])
+    else:
+        api.revoke_token(args.id)
+        print(f"revoked {args.id}")
+
+
 HANDLERS = {
     "runs": _runs,
     "show": _show,
@@ -373,6 +429,8 @@ HANDLERS = {
     "convert": _convert,
     "pipeline": _pipeline,
     "demo": _demo,
+    "serve": _serve,
+    "token": _token,
 }
 
 if __name__ == "__main__":

@@ -28,17 +28,18 @@ async def _read_response(reader):
     return status, await reader.readexactly(length)
 
 
-async def load(host, port, method, path, body, token, *, requests, concurrency):
-    """``{"latencies": [seconds per request], "errors": n, "seconds": wall time, "statuses": {code: n}}``."""
-    payload = request_bytes(method, path, body, token, f"{host}:{port}")
-    remaining = [requests]
+async def load(host, port, payloads, *, requests, concurrency):
+    """Send ``payloads`` (from ``request_bytes``) in turn, ``requests`` in all:
+    ``{"latencies": [seconds per request], "errors": n, "seconds": wall time, "statuses": {code: n}}``."""
+    sent = [0]
     latencies, statuses = [], {}
 
     async def connection():
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            while remaining[0] > 0:
-                remaining[0] -= 1
+            while sent[0] < requests:
+                payload = payloads[sent[0] % len(payloads)]
+                sent[0] += 1
                 started = time.perf_counter()
                 writer.write(payload)
                 status, _ = await _read_response(reader)

@@ -267,7 +267,8 @@ def test_a_small_load_loses_nothing(served):
     """1,000 requests, 16 at a time, over keep-alive connections: no errors, every one recorded by shutdown."""
     _, tokens = served
     with running(ServingApp("staging")) as port:
-        result = asyncio.run(http_load.load("127.0.0.1", port, "GET", "/features/tenure/3", None, tokens["serve"],
-                                            requests=1000, concurrency=16))
+        payloads = [http_load.request_bytes("GET", f"/features/tenure/{i}", None, tokens["serve"], "127.0.0.1")
+                    for i in range(50)]
+        result = asyncio.run(http_load.load("127.0.0.1", port, payloads, requests=1000, concurrency=16))
     assert result["errors"] == 0 and len(result["latencies"]) == 1000
     assert len(mlops.served_requests(env="staging")) == 1000
