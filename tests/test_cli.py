@@ -14,7 +14,8 @@ from mlops_jupyter import cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 COMMANDS = ["runs", "show", "experiments", "models", "history", "promote", "demote", "audit", "convert", "pipeline",
-            "pipeline run", "pipeline export", "pipeline verify", "demo"]
+            "pipeline run", "pipeline export", "pipeline verify", "demo",
+            "serve", "token", "token create", "token list", "token revoke"]
 
 
 def run_cli(capsys, *args):
