@@ -18,7 +18,7 @@ _API = (
     "training_set", "training_sets_using", "list_feature_versions", "compare_feature_versions", "materialize", "get_online_features",
     "convert", "run_pipeline", "export_pipeline", "verify_pipeline",
     "create_token", "list_tokens", "revoke_token", "served_requests",
-    "lineage",
+    "lineage", "log_labels", "monitor", "unhealthy_models", "audit_report",
 )
 _ERRORS = ("MlopsError", "InvalidInput", "NotFound", "AlreadyExists", "GateFailed", "IntegrityError", "NoActiveRun", "StepFailed")
 

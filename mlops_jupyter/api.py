@@ -1027,6 +1027,150 @@ def audit(object_name=None, *, user=None, since=None, limit=1000):
     return _store().audit_entries(object_name, user, since, limit)
 
 
+def audit_report(object_name=None, *, user=None, since=None, limit=1000):
+    """Who created, read, promoted and served what, newest first, as a DataFrame: the audit log's
+    rows, plus served requests counted per day, object, env and token (not one row per request;
+    ``user`` of a served row is who created its token)."""
+    import pandas
+
+    since = _epoch(since, "since")
+    entries = [{"at": row["at"], "user": row["user"], "action": row["action"], "object_type": row["object_type"],
+                "object_name": row["object_name"], "count": 1, "detail": row["detail"]}
+               for row in audit(object_name, user=user, since=since, limit=limit)]
+    for row in _store().served_counts(object_name, user, since):
+        entries.append({
+            "at": row["day"], "user": row["user"] or row["token_id"] or "?", "action": f"served {row['kind']}",
+            "object_type": "model" if row["kind"] == "predict" else "feature", "object_name": row["object_name"],
+            "count": row["requests"],
+            "detail": {"env": row["env"], "token": row["token_id"], "rows": row["rows"], "errors": row["errors"]},
+        })
+    frame = pandas.DataFrame(entries, columns=["at", "user", "action", "object_type", "object_name", "count", "detail"])
+    frame["at"] = pandas.to_datetime(frame["at"], unit="s", utc=True)
+    return frame.sort_values("at", ascending=False, kind="stable").head(limit).reset_index(drop=True)
+
+
+def log_labels(labels):
+    """Bring back ground truth for served predictions, by request id (and row within the request).
+
+    ``labels``: ``{request_id: label}`` (the request's first row), or a DataFrame with columns
+    ``request_id``, ``label`` and optionally ``row``. All or nothing: an unknown request id or
+    row writes no label. A label given again replaces the old one. Returns how many were written.
+    """
+    import pandas
+
+    if isinstance(labels, dict):
+        frame = pandas.DataFrame({"request_id": list(labels), "row": 0, "label": list(labels.values())})
+    elif isinstance(labels, pandas.DataFrame):
+        missing = [column for column in ("request_id", "label") if column not in labels.columns]
+        if missing:
+            raise InvalidInput(f"labels need a column {missing[0]!r} (columns: {', '.join(map(str, labels.columns))})")
+        frame = labels.assign(row=labels["row"] if "row" in labels.columns else 0)
+    else:
+        raise InvalidInput(f"labels must be a dict of request id to label or a DataFrame, not {type(labels).__name__}")
+    if frame.empty:
+        raise InvalidInput("no labels given")
+    if not all(isinstance(value, str) and value for value in frame["request_id"]):
+        raise InvalidInput("request ids must be non-empty text (the request_id a prediction answered with)")
+    if not pandas.api.types.is_integer_dtype(frame["row"]):
+        raise InvalidInput(f"row must hold whole numbers, not {frame['row'].dtype}")
+    duplicated = frame.duplicated(["request_id", "row"])
+    if duplicated.any():
+        twice = frame[duplicated].iloc[0]
+        raise InvalidInput(f"request {twice['request_id']!r} row {twice['row']} is labelled twice")
+    if frame["label"].isna().any():
+        raise InvalidInput("a label is missing (None or NaN); leave that prediction out instead")
+    rows = [{"request_id": request_id, "row": int(row), "label": json.dumps(_plain(label))}
+            for request_id, row, label in zip(frame["request_id"], frame["row"], frame["label"])]
+    _store().record_labels(rows, config.current_user())
+    return len(rows)
+
+
+def _plain(value):
+    # numpy scalars (a DataFrame's cells) as the Python values JSON knows.
+    return value.item() if hasattr(value, "item") else value
+
+
+def monitor(name, *, env="production", since=None, bucket="auto", thresholds=None, record=True):
+    """How the version of ``name`` holding alias ``env`` does in serving: a dict with
+
+    ``drift`` (per input feature: PSI and KS of served values against the training set's feature
+    versions), ``predictions`` (their distribution per hour or day), ``performance`` (accuracy,
+    or MAE and RMSE, where labels came back, against the version's training metrics) and its
+    ``performance_over_time``, ``healthy`` (None without enough served rows) and ``reasons``.
+    ``thresholds`` overrides ``models.monitoring.DEFAULT_THRESHOLDS``. With ``record`` the
+    verdict is kept (as an audit row), which ``unhealthy_models`` reads back.
+    """
+    from .features.online import check_env
+    from .models import monitoring
+
+    check_model_name(name)
+    env = check_env(env)
+    if bucket not in ("auto", "hour", "day"):
+        raise InvalidInput(f"bucket must be 'auto', 'hour' or 'day', not {bucket!r}")
+    limits = monitoring.check_thresholds(thresholds)
+    since = _epoch(since, "since")
+    store = _store()
+    version = store.get_model_version(name, alias=env)
+    requests = [request for request in store.served_requests(name, env, "predict", since)
+                if request["status"] < 400 and request["version"] == version["version"]]
+    served = monitoring.served_rows(requests)
+    frequency = monitoring.bucket_size(served, bucket)
+    outputs = version["signature"].get("outputs") or {}
+    classes = outputs.get("classes") if outputs.get("kind") == "class" else None
+    drift = monitoring.feature_drift(served, _drift_references(version, served), limits)
+    summary, over_time = monitoring.performance(
+        served, {key: json.loads(label) for key, label in store.served_labels(name, env, since).items()},
+        frequency, classes, version["metrics"], limits)
+    reasons = monitoring.reasons(drift, summary)
+    healthy = False if reasons else (None if len(served) < limits["min_rows"] else True)
+    result = {"model": name, "version": version["version"], "env": env, "since": since, "requests": len(requests),
+              "rows": len(served), "healthy": healthy, "reasons": reasons, "thresholds": limits, "drift": drift,
+              "predictions": monitoring.prediction_distribution(served, frequency, classes),
+              "performance": summary, "performance_over_time": over_time}
+    if record:
+        store.record_monitoring(name, {"env": env, "version": version["version"], "healthy": healthy,
+                                       "reasons": reasons, "rows": len(served), "since": since},
+                                config.current_user())
+    return result
+
+
+def _drift_references(version, served):
+    """``{input column: reference or None}``: each model input with the feature version its
+    training set joined (stored statistics and values), None for inputs that are no feature."""
+    inputs = [column["name"] for column in version["signature"].get("inputs") or [] if column["name"]]
+    inputs = inputs or [column.removeprefix("input.") for column in served.columns if column.startswith("input.")]
+    records = _store().lineage_records(version["run_id"]) if version["run_id"] else {"training_sets": []}
+    joined = {feature["name"]: feature["version"]
+              for training_set in records["training_sets"] for feature in training_set["features"]}
+    references = {}
+    for column in inputs:
+        if column in joined:
+            entry = get_feature(f"{column}@{joined[column]}")
+            references[column] = {"name": column, "version": entry["version"], "statistics": entry["statistics"],
+                                  "values": feature_values(column, entry["version"])[column]}
+        else:
+            references[column] = None
+    return references
+
+
+def unhealthy_models():
+    """Models whose latest recorded monitoring (``monitor``) found them unhealthy, while the
+    version checked still holds that env's alias: ``[{"model", "env", "version", "at", "reasons"}]``.
+    Reads recorded verdicts only, so it is cheap enough for ``%mlops status``."""
+    store = _store()
+    holders = {}
+    found = []
+    for verdict in store.latest_monitoring():
+        if verdict["healthy"] is not False:
+            continue
+        env = verdict["env"]
+        if env not in holders:
+            holders[env] = store.alias_holders(env)
+        if holders[env].get(verdict["model"]) == verdict["version"]:
+            found.append({key: verdict[key] for key in ("model", "env", "version", "at", "reasons")})
+    return found
+
+
 def registry_counts():
     """Rows per table, for a quick look at what a registry holds."""
     return _store().counts()

@@ -46,3 +46,25 @@ def build_churn_model(name="churn"):
         mlops.register_model(model, name, input_example=frame[FEATURES].head(2), primary_metric="accuracy")
     mlops.promote(name, 1, "staging")
     return table, model
+
+
+def record_served(model, table, *, env="staging", name="churn", version=1, start=None, per_request=5, step=60.0):
+    """Log predictions of ``model`` on ``table``'s rows as served requests, through the serving
+    log's Store writer; returns the request ids with their rows' true labels."""
+    import json
+    import time
+    import uuid
+
+    start = time.time() - 3600 if start is None else start
+    rows, truth = [], {}
+    for number, first in enumerate(range(0, len(table), per_request)):
+        chunk = table.iloc[first:first + per_request]
+        request_id = uuid.uuid4().hex
+        records = chunk[FEATURES].to_dict("records")
+        rows.append({"id": request_id, "at": start + number * step, "env": env, "kind": "predict",
+                     "object_name": name, "version": version, "token_id": None, "status": 200,
+                     "latency_ms": 1.0, "rows": len(chunk), "inputs": json.dumps(records),
+                     "outputs": json.dumps(model.predict(chunk[FEATURES]).tolist()), "error": None})
+        truth[request_id] = churned(chunk).tolist()
+    mlops.current_registry().store.record_served_requests(rows)
+    return truth

@@ -1180,6 +1180,8 @@ class StatusView(View):
             ("experiment", self._get("experiment")),
             ("active run", self._run_text()),
             ("holds", self._counts_text()),
+            ("unhealthy", "; ".join(f"{m['model']}@{m['env']} v{m['version']}: {', '.join(m['reasons'])}"
+                                    for m in self.status.get("unhealthy") or [])),
         ]
         return [(label, value) for label, value in items if value not in (None, "")]
 
@@ -1806,3 +1808,125 @@ class LineageView(View):
 
 def lineage_view(lineage, *, live=False):
     return LineageView(lineage, live=live)
+
+
+# ---- monitoring and audit ------------------------------------------------------------------
+
+
+def _monitor_png(result):
+    """One PNG of three plots: PSI per feature (threshold dashed), predictions per time bucket,
+    and the served metric per bucket where labels exist (the training value dashed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 2.8), dpi=80)
+    FigureCanvasAgg(figure)
+    try:
+        drift_axes, predictions_axes, performance_axes = figure.subplots(1, 3)
+        drift = result["drift"].dropna(subset=["psi"])
+        colours = ["#d1242f" if drifted else "#0969da" for drifted in drift["drifted"]]
+        drift_axes.barh([_mpl_text(f) for f in drift["feature"]], drift["psi"], color=colours)
+        drift_axes.axvline(result["thresholds"]["psi"], color="grey", linestyle="--", linewidth=1)
+        drift_axes.set_title("drift (PSI)", fontsize=10)
+        predictions = result["predictions"]
+        if "prediction" in predictions:  # a classifier: stacked counts per class
+            table = predictions.pivot_table(index="bucket", columns="prediction", values="count", fill_value=0)
+            bottom = None
+            for label in table.columns:
+                predictions_axes.bar(table.index, table[label], bottom=bottom, width=0.03, label=_mpl_text(label))
+                bottom = table[label] if bottom is None else bottom + table[label]
+            if len(table.columns):
+                predictions_axes.legend(fontsize=7)
+        elif len(predictions):
+            predictions_axes.plot(predictions["bucket"], predictions["p50"], marker="o", label="median")
+            predictions_axes.fill_between(predictions["bucket"], predictions["p05"], predictions["p95"], alpha=0.2)
+        predictions_axes.set_title("predictions over time", fontsize=10)
+        summary, over_time = result["performance"], result["performance_over_time"]
+        if summary is not None:
+            performance_axes.plot(over_time["bucket"], over_time["value"], marker="o")
+            if summary["training_value"] is not None:
+                performance_axes.axhline(summary["training_value"], color="grey", linestyle="--", linewidth=1)
+            performance_axes.set_title(f"{summary['metric']} where labelled", fontsize=10)
+        else:
+            performance_axes.set_title("performance: no labels yet", fontsize=10)
+        for axes in (drift_axes, predictions_axes, performance_axes):
+            axes.tick_params(labelsize=7)
+            axes.grid(alpha=0.3)
+        figure.autofmt_xdate()
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        figure.clear()
+
+
+class MonitorView(View):
+    """``api.monitor``'s result: the verdict with its reasons, the drift table, and the plots."""
+
+    def __init__(self, result, *, live=False):
+        super().__init__(live=live)
+        self.result = result
+
+    def _verdict(self):
+        result = self.result
+        state = {True: "healthy", False: "UNHEALTHY", None: "not enough served rows to judge"}[result["healthy"]]
+        return (f"{result['model']} v{result['version']} in {result['env']}: {state} "
+                f"({result['rows']:,} rows in {result['requests']:,} requests)")
+
+    def text(self):
+        lines = [self._verdict(), *(f"  - {reason}" for reason in self.result["reasons"])]
+        for row in self.result["drift"].itertuples():
+            lines.append(f"  {row.feature}: {row.summary}")
+        summary = self.result["performance"]
+        if summary is not None:
+            lines.append(f"  {summary['metric']} {summary['value']:.3g} on {summary['labels']:,} labels")
+        return "\n".join(lines)
+
+    def html(self):
+        result = self.result
+        colour = {True: "ok", False: "error", None: "muted"}[result["healthy"]]
+        rows = [[row.feature, _fmt(row.version), _num_cell(row.served), _num_cell(row.psi), _num_cell(row.ks_pvalue),
+                 Cell("drift", _CSS["error"]) if row.drifted else "", row.summary]
+                for row in result["drift"].itertuples()]
+        parts = [Markup(f'<div style="{_CSS[colour]}">{_h(self._verdict())}</div>'),
+                 *(Markup(f"<div>• {_h(reason)}</div>") for reason in result["reasons"]),
+                 Markup(_table(["feature", "version", "served", "PSI", "KS p", "", "summary"], rows))]
+        summary = result["performance"]
+        if summary is not None:
+            parts.append(_muted(f"{summary['metric']} {summary['value']:.3g} on {summary['labels']:,} labels; "
+                                f"at training {_fmt(summary['training_value']) or 'not recorded'}"))
+        if result["rows"]:
+            parts.append(Markup(_img(_monitor_png(result), "drift, predictions and performance")))
+        return str(_box(*parts))
+
+
+def monitor_view(result, *, live=False):
+    return MonitorView(result, live=live)
+
+
+class AuditView(View):
+    """``api.audit_report``'s rows as a table, served requests already counted per day."""
+
+    def __init__(self, frame, *, limit=50):
+        super().__init__(live=False)
+        self.frame = frame
+        self.limit = limit
+
+    def _rows(self):
+        return [(_when(row.at), row.user, row.action, f"{row.object_type} {row.object_name}",
+                 row.count, _fmt(row.detail if row.detail is not None else "", 80))
+                for row in self.frame.head(self.limit).itertuples()]
+
+    def text(self):
+        return "\n".join("  ".join(str(value) for value in row) for row in self._rows()) or "no audit entries"
+
+    def html(self):
+        note = f"newest {min(self.limit, len(self.frame))} of {len(self.frame)}"
+        rows = [[when, user, action, what, _num_cell(count), detail] for when, user, action, what, count, detail
+                in self._rows()]
+        return str(_box(_title("Audit", note), Markup(_table(["when", "who", "did", "what", "count", "detail"], rows))))
+
+
+def audit_view(frame, *, limit=50):
+    return AuditView(frame, limit=limit)

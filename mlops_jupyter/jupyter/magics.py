@@ -174,6 +174,7 @@ def status(magics, args, cell):
         "experiment": api.active_experiment(),
         "active_run": {"id": run.id, "name": run.name} if run else None,
         "counts": api.registry_counts(),
+        "unhealthy": api.unhealthy_models(),  # verdicts recorded by %mlops monitor: nothing recomputed here
     }
     magics.show(status_view(info))
     return info
@@ -491,6 +492,59 @@ def show_feature(magics, reference):
         print(f"v{entry['version']} against v{entry['version'] - 1}: "
               f"{api.compare_feature_versions(entry['name'], new=entry['version'])['summary']}")
     return entry
+
+
+_RELATIVE_TIME = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|min|h|d|w)$")
+_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def since_option(text):
+    """``--since``: a duration back from now (30m, 24h, 7d, 2w) or an ISO date/time; epoch seconds."""
+    from datetime import datetime, timezone
+
+    if text is None:
+        return None
+    relative = _RELATIVE_TIME.match(text.strip())
+    if relative:
+        return time.time() - float(relative.group(1)) * _SECONDS[relative.group(2)]
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--since takes a duration like 24h or 7d, or a date like 2026-01-31, not {text!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+@command(
+    "monitor",
+    "How a served model does: drift of served inputs against its training set, predictions over time, "
+    "performance where labels came back.",
+    arg("name", metavar="NAME"),
+    arg("--env", default="production", help="the alias served (default: production)"),
+    arg("--since", metavar="T", help="only requests since T: 24h, 7d or a date (default: all)"),
+    arg("--bucket", default="auto", choices=["auto", "hour", "day"], help="time buckets of the plots"),
+)
+def monitor(magics, args, cell):
+    from .display import monitor_view
+
+    result = api.monitor(args.name, env=args.env, since=since_option(args.since), bucket=args.bucket)
+    magics.show(monitor_view(result, live=magics.live))
+    return result
+
+
+@command(
+    "audit",
+    "Who created, read, promoted and served what, and when (served requests counted per day).",
+    arg("--object", metavar="NAME", help="one model, feature, run or training set"),
+    arg("--user", metavar="U", help="one user (for served requests: who created the token)"),
+    arg("--since", metavar="T", help="24h, 7d or a date"),
+    arg("--limit", type=int, default=1000, metavar="N", help="at most N rows (default 1000)"),
+)
+def audit(magics, args, cell):
+    from .display import audit_view, rich_frame
+
+    frame = api.audit_report(args.object, user=args.user, since=since_option(args.since), limit=args.limit)
+    limit = magics.display_limit
+    return rich_frame(frame, lambda f: audit_view(f, limit=limit))
 
 
 @command(

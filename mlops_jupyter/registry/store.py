@@ -36,6 +36,7 @@ from .schema import (
     model_versions,
     online_features,
     params,
+    prediction_labels,
     registered_models,
     registry_info,
     runs,
@@ -1275,3 +1276,103 @@ class Store:
             item = dict(row)
             used.setdefault(item.pop("training_set_id"), []).append({**item, "sources": json.loads(item["sources"])})
         return [{**dict(row), "checks": json.loads(row["checks"]), "features": used.get(row["id"], [])} for row in rows]
+
+    # ---- monitoring and audit ---------------------------------------------------------------
+
+    def record_labels(self, rows, user):
+        """Upsert ground truth ``{"request_id", "row", "label"}`` rows (label as JSON) for served
+        predictions, in one transaction with an audit row per model. Unknown request ids or rows
+        past a request's end raise before anything is written."""
+        ids = sorted({row["request_id"] for row in rows})
+        now = time.time()
+        with self._write() as connection:
+            served = {}
+            for start in range(0, len(ids), 500):  # within every database's bound on parameters
+                served.update({request_id: (name, env, count) for request_id, name, env, count in connection.execute(
+                    sa.select(served_requests.c.id, served_requests.c.object_name, served_requests.c.env,
+                              served_requests.c.rows)
+                    .where(served_requests.c.id.in_(ids[start:start + 500]), served_requests.c.kind == "predict")
+                )})
+            unknown = [request_id for request_id in ids if request_id not in served]
+            if unknown:
+                shown = ", ".join(repr(request_id) for request_id in unknown[:3])
+                more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+                raise NotFound(f"no served prediction with request id {shown}{more}; no labels were written")
+            beyond = next((row for row in rows if not 0 <= row["row"] < served[row["request_id"]][2]), None)
+            if beyond is not None:
+                raise InvalidInput(f"request {beyond['request_id']!r} has {served[beyond['request_id']][2]} rows; "
+                                   f"row {beyond['row']} is not one of them; no labels were written")
+            self._upsert(connection, prediction_labels,
+                         [{**row, "logged_at": now, "logged_by": user} for row in rows],
+                         ["request_id", "row"], ["label", "logged_at", "logged_by"])
+            per_model = {}
+            for row in rows:
+                name, env, _ = served[row["request_id"]]
+                per_model[(name, env)] = per_model.get((name, env), 0) + 1
+            for (name, env), count in sorted(per_model.items()):
+                self._audit(connection, user, "log_labels", "model", name, {"env": env, "labels": count})
+
+    def served_labels(self, object_name, env, since=None):
+        """``{(request_id, row): label JSON}`` of the labelled predictions of a model in ``env``."""
+        query = (
+            sa.select(prediction_labels.c.request_id, prediction_labels.c.row, prediction_labels.c.label)
+            .join(served_requests, served_requests.c.id == prediction_labels.c.request_id)
+            .where(served_requests.c.object_name == object_name, served_requests.c.env == env)
+        )
+        if since is not None:
+            query = query.where(served_requests.c.at >= since)
+        with self._read() as connection:
+            return {(request_id, row): label for request_id, row, label in connection.execute(query)}
+
+    def record_monitoring(self, name, detail, user):
+        """A monitoring verdict, kept as an audit row: what `%mlops status` reads back cheaply."""
+        with self._write() as connection:
+            self._audit(connection, user, "monitor", "model", name, detail)
+
+    def latest_monitoring(self):
+        """The newest monitoring verdict per (model, env): ``[{"model", "at", "user", **detail}]``."""
+        with self._read() as connection:
+            rows = connection.execute(
+                sa.select(audit_log.c.object_name, audit_log.c.at, audit_log.c.user, audit_log.c.detail)
+                .where(audit_log.c.action == "monitor")
+                .order_by(audit_log.c.at.desc(), audit_log.c.id.desc())
+            ).all()
+        latest = {}
+        for name, at, user, detail in rows:
+            detail = json.loads(detail)
+            latest.setdefault((name, detail.get("env")), {"model": name, "at": at, "user": user, **detail})
+        return list(latest.values())
+
+    def served_counts(self, object_name=None, user=None, since=None):
+        """Served requests counted per UTC day, object, env, kind and token, newest day first:
+        ``[{"day" (epoch of the day's start), "object_name", "env", "kind", "token_id", "user" (who
+        created the token), "requests", "errors", "rows"}]``. ``object_name`` also matches a
+        feature served among others (their names are joined by ",")."""
+        days = served_requests.c.at / 86400
+        # CAST truncates on SQLite but rounds on PostgreSQL, which has floor().
+        day = sa.func.floor(days) if self.engine.dialect.name == "postgresql" else sa.cast(days, sa.Integer)
+        day = day.label("day")
+        query = (
+            sa.select(day, served_requests.c.object_name, served_requests.c.env, served_requests.c.kind,
+                      served_requests.c.token_id, api_tokens.c.created_by.label("user"),
+                      sa.func.count().label("requests"),
+                      sa.func.sum(sa.case((served_requests.c.status >= 400, 1), else_=0)).label("errors"),
+                      sa.func.sum(served_requests.c.rows).label("rows"))
+            .outerjoin(api_tokens, api_tokens.c.id == served_requests.c.token_id)
+            .group_by(day, served_requests.c.object_name, served_requests.c.env, served_requests.c.kind,
+                      served_requests.c.token_id, api_tokens.c.created_by)
+            .order_by(day.desc(), served_requests.c.object_name, served_requests.c.env)
+        )
+        if object_name is not None:
+            column = served_requests.c.object_name
+            query = query.where(sa.or_(column == object_name, column.startswith(f"{object_name},", autoescape=True),
+                                       column.endswith(f",{object_name}", autoescape=True),
+                                       column.contains(f",{object_name},", autoescape=True)))
+        if user is not None:
+            query = query.where(api_tokens.c.created_by == user)
+        if since is not None:
+            query = query.where(served_requests.c.at >= since)
+        with self._read() as connection:
+            rows = connection.execute(query).mappings().all()
+        return [{**row, "day": float(row["day"]) * 86400, "errors": int(row["errors"] or 0),
+                 "rows": int(row["rows"] or 0)} for row in rows]
