@@ -413,6 +413,46 @@ def load(magics, args, cell):
     return api.load_model(args.reference)
 
 
+_background_server = []  # the one server this kernel runs, if any
+
+
+@command(
+    "serve",
+    "Serve online features and predictions over HTTP from this kernel, in the background "
+    "(`%mlops serve stop` stops it; `%mlops serve status` shows it). Endpoints: see `mlops serve --help`.",
+    arg("action", nargs="?", choices=["start", "stop", "status"], default="start"),
+    arg("--env", choices=["staging", "production"], default="staging", help="the env served (default: staging)"),
+    arg("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"),
+    arg("--port", type=int, default=8000, help="port (default: 8000)"),
+)
+def serve(magics, args, cell):
+    from ..serving.server import BackgroundServer
+
+    server = _background_server[0] if _background_server else None
+    if args.action == "stop":
+        if server is None:
+            raise UsageError("no server is running in this kernel")
+        server.stop()
+        _background_server.clear()
+        print(f"stopped serving {server.state.env} on {server.url}; "
+              f"{server.state.request_log.rows_written} requests recorded")
+    elif args.action == "status":
+        if server is None:
+            print("not serving (start with %mlops serve --env staging)")
+        else:
+            models = ", ".join(f"{name} v{m.version}" for name, m in sorted(server.state.models.items())) or "none"
+            print(f"serving {server.state.env} on {server.url}; models: {models}; "
+                  f"{server.state.request_log.rows_written} requests recorded")
+    else:
+        if server is not None:
+            raise UsageError(f"already serving {server.state.env} on {server.url}; %mlops serve stop first")
+        server = BackgroundServer(args.env, host=args.host, port=args.port).start()
+        _background_server.append(server)
+        models = ", ".join(f"{name} v{m.version}" for name, m in sorted(server.state.models.items())) or "none yet"
+        print(f"serving {args.env} on {server.url} (models: {models}); stop with %mlops serve stop")
+    return server
+
+
 @command(
     "lineage",
     "Where a model version came from: run, pipeline, notebook, training set, feature versions, sources; as a graph.",
@@ -424,6 +464,59 @@ def lineage(magics, args, cell):
     found = api.lineage(args.reference)
     magics.show(lineage_view(found, live=magics.live))
     return found
+
+
+_RELATIVE_TIME = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|min|h|d|w)$")
+_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def since_option(text):
+    """``--since``: a duration back from now (30m, 24h, 7d, 2w) or an ISO date/time; epoch seconds."""
+    from datetime import datetime, timezone
+
+    if text is None:
+        return None
+    relative = _RELATIVE_TIME.match(text.strip())
+    if relative:
+        return time.time() - float(relative.group(1)) * _SECONDS[relative.group(2)]
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--since takes a duration like 24h or 7d, or a date like 2026-01-31, not {text!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+@command(
+    "monitor",
+    "How a served model does: drift of served inputs against its training set, predictions over time, "
+    "performance where labels came back.",
+    arg("name", metavar="NAME"),
+    arg("--env", default="production", help="the alias served (default: production)"),
+    arg("--since", metavar="T", help="only requests since T: 24h, 7d or a date (default: all)"),
+    arg("--bucket", default="auto", choices=["auto", "hour", "day"], help="time buckets of the plots"),
+)
+def monitor(magics, args, cell):
+    from .display import monitor_view
+
+    result = api.monitor(args.name, env=args.env, since=since_option(args.since), bucket=args.bucket)
+    magics.show(monitor_view(result, live=magics.live))
+    return result
+
+
+@command(
+    "audit",
+    "Who created, read, promoted and served what, and when (served requests counted per day).",
+    arg("--object", metavar="NAME", help="one model, feature, run or training set"),
+    arg("--user", metavar="U", help="one user (for served requests: who created the token)"),
+    arg("--since", metavar="T", help="24h, 7d or a date"),
+    arg("--limit", type=int, default=1000, metavar="N", help="at most N rows (default 1000)"),
+)
+def audit(magics, args, cell):
+    from .display import audit_view, rich_frame
+
+    frame = api.audit_report(args.object, user=args.user, since=since_option(args.since), limit=args.limit)
+    limit = magics.display_limit
+    return rich_frame(frame, lambda f: audit_view(f, limit=limit))
 
 
 @command(
@@ -492,59 +585,6 @@ def show_feature(magics, reference):
         print(f"v{entry['version']} against v{entry['version'] - 1}: "
               f"{api.compare_feature_versions(entry['name'], new=entry['version'])['summary']}")
     return entry
-
-
-_RELATIVE_TIME = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|min|h|d|w)$")
-_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def since_option(text):
-    """``--since``: a duration back from now (30m, 24h, 7d, 2w) or an ISO date/time; epoch seconds."""
-    from datetime import datetime, timezone
-
-    if text is None:
-        return None
-    relative = _RELATIVE_TIME.match(text.strip())
-    if relative:
-        return time.time() - float(relative.group(1)) * _SECONDS[relative.group(2)]
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(f"--since takes a duration like 24h or 7d, or a date like 2026-01-31, not {text!r}") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
-
-
-@command(
-    "monitor",
-    "How a served model does: drift of served inputs against its training set, predictions over time, "
-    "performance where labels came back.",
-    arg("name", metavar="NAME"),
-    arg("--env", default="production", help="the alias served (default: production)"),
-    arg("--since", metavar="T", help="only requests since T: 24h, 7d or a date (default: all)"),
-    arg("--bucket", default="auto", choices=["auto", "hour", "day"], help="time buckets of the plots"),
-)
-def monitor(magics, args, cell):
-    from .display import monitor_view
-
-    result = api.monitor(args.name, env=args.env, since=since_option(args.since), bucket=args.bucket)
-    magics.show(monitor_view(result, live=magics.live))
-    return result
-
-
-@command(
-    "audit",
-    "Who created, read, promoted and served what, and when (served requests counted per day).",
-    arg("--object", metavar="NAME", help="one model, feature, run or training set"),
-    arg("--user", metavar="U", help="one user (for served requests: who created the token)"),
-    arg("--since", metavar="T", help="24h, 7d or a date"),
-    arg("--limit", type=int, default=1000, metavar="N", help="at most N rows (default 1000)"),
-)
-def audit(magics, args, cell):
-    from .display import audit_view, rich_frame
-
-    frame = api.audit_report(args.object, user=args.user, since=since_option(args.since), limit=args.limit)
-    limit = magics.display_limit
-    return rich_frame(frame, lambda f: audit_view(f, limit=limit))
 
 
 @command(
