@@ -272,3 +272,21 @@ def test_a_small_load_loses_nothing(served):
         result = asyncio.run(http_load.load("127.0.0.1", port, payloads, requests=1000, concurrency=16))
     assert result["errors"] == 0 and len(result["latencies"]) == 1000
     assert len(mlops.served_requests(env="staging")) == 1000
+
+
+def test_the_magic_serves_in_the_background_until_stopped(shell, served, capsys):
+    import httpx
+
+    _, tokens = served
+    port = _free_port()
+    server = shell.run_line_magic("mlops", f"serve --env staging --port {port}")
+    assert f"serving staging on http://127.0.0.1:{port} (models: churn v1)" in capsys.readouterr().out
+    response = httpx.get(f"{server.url}/features/tenure/3", headers=_auth(tokens["serve"]))
+    assert response.status_code == 200
+    shell.run_line_magic("mlops", "serve status")
+    assert "models: churn v1; " in capsys.readouterr().out
+    shell.run_line_magic("mlops", "serve stop")
+    assert "1 requests recorded" in capsys.readouterr().out
+    assert len(mlops.served_requests()) == 1
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.url}/health")
