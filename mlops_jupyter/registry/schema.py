@@ -329,7 +329,8 @@ api_tokens = sa.Table(
 # body "request_id"), which mlops.log_labels refers to. ``kind``: "features" | "predict";
 # ``object_name``: the model name, or the feature names joined by ","; ``version``: the model
 # version that answered (None for features). ``inputs``/``outputs``: JSON lists with one item per
-# row (the records or entities served, and the predictions or feature values), None on errors;
+# row, None on errors: for features the entities and a {feature: value} per entity; for predict
+# the records the model got (looked up online when the caller sent entities) and the predictions.
 # ``error``: the one-line reason of a 4xx/5xx.
 served_requests = sa.Table(
     "served_requests",
