@@ -290,3 +290,28 @@ def test_the_magic_serves_in_the_background_until_stopped(shell, served, capsys)
     assert len(mlops.served_requests()) == 1
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/health")
+
+
+def test_numeric_models_predict_on_arrays_and_name_selecting_pipelines_keep_dataframes():
+    import numpy
+    import pandas
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlops_jupyter.serving.app import ServedModel, ServingApp, _array_predicts_the_same
+
+    X = pandas.DataFrame({"a": numpy.linspace(0, 1, 40), "b": numpy.linspace(1, 0, 40)})
+    y = (X["a"] > 0.5).astype(int)
+    plain = LogisticRegression().fit(X, y)
+    by_name = make_pipeline(ColumnTransformer([("scaled", StandardScaler(), ["b", "a"])]),
+                            LogisticRegression()).fit(X, y)
+    records = [{"a": 0.9, "b": 0.1}, {"a": 0.1, "b": 0.9}]
+    for model, fast in ((plain, True), (by_name, False)):
+        served = ServedModel("m", 1, model, ["a", "b"], ["number", "number"], 2)
+        served.takes_array = _array_predicts_the_same(served)
+        assert served.takes_array is fast
+        assert ServingApp._predict(served, records).tolist() == model.predict(pandas.DataFrame(records)).tolist() == [1, 0]
+    text = ServedModel("m", 1, plain, ["a", "b"], ["text", "number"], 2)
+    assert not _array_predicts_the_same(text)

@@ -55,6 +55,7 @@ class ServedModel:
     columns: list  # input column names in the signature's order; None when the model was fitted on arrays
     kinds: list  # the JSON kind each column accepts (see _value_kind)
     n_features: int
+    takes_array: bool = False  # named columns, but an array in their order predicts the same, ~6x faster
 
 
 def _value_kind(dtype):
@@ -226,7 +227,7 @@ class ServingApp:
         entry = api.get_model_version(f"{name}/{version}")
         inputs = entry["signature"].get("inputs") or []
         named = bool(inputs) and all(column["name"] for column in inputs)
-        return ServedModel(
+        served = ServedModel(
             name=name,
             version=version,
             model=api.load_model(f"{name}/{version}"),
@@ -234,6 +235,8 @@ class ServingApp:
             kinds=[_value_kind(column["dtype"]) for column in inputs],
             n_features=entry["signature"].get("n_features") or len(inputs),
         )
+        served.takes_array = _array_predicts_the_same(served)
+        return served
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -390,7 +393,7 @@ class ServingApp:
             records = _list_field(body, "records", (dict, list))
             self._check_records(served, records)
         record["inputs"], record["rows"] = records, len(records)
-        predictions = served.model.predict(self._model_input(served, records)).tolist()
+        predictions = self._predict(served, records).tolist()
         record["outputs"] = predictions
         return {"model": name, "version": served.version, "predictions": predictions}
 
@@ -425,15 +428,47 @@ class ServingApp:
                 _check_value(row[column], kind, f"records[{i}].{column}")
 
     @staticmethod
-    def _model_input(served, records):
+    def _predict(served, records):
         if served.columns is None:
             import numpy
 
-            return numpy.array(records, dtype=float)
+            return served.model.predict(numpy.array(records, dtype=float))
+        if served.takes_array:
+            return _predict_on_array(served.model, [[row[column] for column in served.columns] for row in records])
         import pandas
 
         # Columns named as at fit time, in the signature's order: what a fitted sklearn model checks.
-        return pandas.DataFrame({column: [row[column] for row in records] for column in served.columns})
+        return served.model.predict(
+            pandas.DataFrame({column: [row[column] for row in records] for column in served.columns}))
+
+
+def _predict_on_array(model, rows):
+    """``model.predict`` on plain rows: sklearn's DataFrame checks cost ~2.5 ms of a ~3 ms prediction."""
+    import warnings
+
+    import numpy
+
+    with warnings.catch_warnings():  # the model knows its columns' names; the array is in their order
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return model.predict(numpy.array(rows, dtype=float))
+
+
+def _array_predicts_the_same(served):
+    """Whether an array in the signature's column order is a safe stand-in for a DataFrame.
+
+    Only numeric inputs qualify, and only if the model predicts the same on a probe row both ways:
+    a pipeline that selects columns by name, for one, refuses an array (and keeps the DataFrame).
+    """
+    if served.columns is None or not all(kind in ("number", "integer", "bool") for kind in served.kinds):
+        return False
+    import pandas
+
+    probe = [[float(i + 1) for i in range(len(served.columns))]]
+    try:
+        expected = served.model.predict(pandas.DataFrame(probe, columns=served.columns))
+        return bool((_predict_on_array(served.model, probe) == expected).all())
+    except Exception:  # any refusal of the array: the DataFrame path is the safe one
+        return False
 
 
 def _list_field(body, field, item_types):
