@@ -446,7 +446,10 @@ def load_model(reference):
 
     entry = get_model_version(reference)
     data = current_registry().artifacts.get_bytes(entry["artifact_sha256"])
-    return serialize.load(data, entry["trusted_types"])
+    model = serialize.load(data, entry["trusted_types"])
+    _store().record_read("model", entry["name"], {"version": entry["version"], "reference": str(reference)},
+                         config.current_user())
+    return model
 
 
 def list_models():

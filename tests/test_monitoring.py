@@ -117,6 +117,9 @@ def test_audit_counts_served_reads_per_day_beside_who_created_and_promoted(regis
     done = set(zip(report["action"], report["object_name"]))
     assert {("create", "churn"), ("register", "churn"), ("promote", "churn")} <= done
     assert len(mlops.audit_report("churn", since=NOON + 86400).query("action == 'served predict'")) == 1
+    mlops.load_model("churn@staging")  # a read is recorded too: who loaded which version
+    (read,) = mlops.audit_report("churn").query("action == 'read'").to_dict("records")
+    assert read["user"] == "tester" and read["detail"] == {"version": 1, "reference": "churn@staging"}
     assert mlops.audit_report(user="nobody").empty
 
 

@@ -1324,6 +1324,11 @@ class Store:
         with self._read() as connection:
             return {(request_id, row): label for request_id, row, label in connection.execute(query)}
 
+    def record_read(self, object_type, name, detail, user):
+        """Who read which object when (a model loaded, say): one audit row, on the fast write path."""
+        with self._driver_write() as cursor:
+            self._audit_prepared(cursor, user, "read", object_type, name, detail)
+
     def record_monitoring(self, name, detail, user):
         """A monitoring verdict, kept as an audit row: what `%mlops status` reads back cheaply."""
         with self._write() as connection:
