@@ -16,6 +16,7 @@ import io
 import math
 import numbers
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -658,18 +659,33 @@ def _higher_is_better(key):
     return primary_metric({}, {key: None})[1]
 
 
-def _curve_png(key, series):
-    """A PNG (bytes) of one metric's curves: ``series`` is ``[(label, steps, values)]``.
 
-    Uses the Agg canvas on a bare ``Figure``: no pyplot, so no global figure state to leak.
-    """
+@contextmanager
+def _drawing(**figure_options):
+    """A bare Agg figure, cleared afterwards: no pyplot, so no global figure state to leak."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
-    figure = Figure(figsize=(5.6, 3.2), dpi=90)
+    figure = Figure(**figure_options)
     FigureCanvasAgg(figure)
     try:
+        yield figure
+    finally:
+        figure.clear()
+
+
+def _png(figure, **layout):
+    figure.tight_layout(**layout)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _curve_png(key, series):
+    """A PNG (bytes) of one metric's curves: ``series`` is ``[(label, steps, values)]``."""
+    from matplotlib.ticker import MaxNLocator
+
+    with _drawing(figsize=(5.6, 3.2), dpi=90) as figure:
         axes = figure.add_subplot()
         for label, steps, values in series:
             many = len(steps) > 30
@@ -680,12 +696,7 @@ def _curve_png(key, series):
         axes.tick_params(labelsize=8)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        figure.clear()
+        return _png(figure)
 
 
 def _mpl_text(text):
@@ -1412,8 +1423,6 @@ def _histogram_png(statistics):
     edges, counts = list(histogram.get("edges") or []), list(histogram.get("counts") or [])
     if len(edges) < 2 or len(counts) != len(edges) - 1:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     dates = statistics.get("kind") == "datetime"
     if dates:
@@ -1430,9 +1439,7 @@ def _histogram_png(statistics):
     if not any(widths):  # one zero-width bin: a constant column
         widths = [(1.0 / 24) if dates else (abs(xs[0]) * 0.1 or 1.0)] * len(lefts)
         align = "center"
-    figure = Figure(figsize=(3.8, 1.7), dpi=80)
-    FigureCanvasAgg(figure)
-    try:
+    with _drawing(figsize=(3.8, 1.7), dpi=80) as figure:
         axes = figure.add_subplot()
         axes.bar(lefts, counts, width=widths, align=align, color="#0969da", alpha=0.7, edgecolor="white",
                  linewidth=0.5)
@@ -1444,12 +1451,7 @@ def _histogram_png(statistics):
         axes.set_ylabel("rows", fontsize=7)
         for side in ("top", "right"):
             axes.spines[side].set_visible(False)
-        figure.tight_layout(pad=0.4)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        figure.clear()
+        return _png(figure, pad=0.4)
 
 
 def _top_values_html(statistics):
@@ -1816,12 +1818,8 @@ def lineage_view(lineage, *, live=False):
 def _monitor_png(result):
     """One PNG of three plots: PSI per feature (threshold dashed), predictions per time bucket,
     and the served metric per bucket where labels exist (the training value dashed)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(11, 2.8), dpi=80)
-    FigureCanvasAgg(figure)
-    try:
+    with _drawing(figsize=(11, 2.8), dpi=80) as figure:
         drift_axes, predictions_axes, performance_axes = figure.subplots(1, 3)
         drift = result["drift"].dropna(subset=["psi"])
         colours = ["#d1242f" if drifted else "#0969da" for drifted in drift["drifted"]]
@@ -1853,12 +1851,7 @@ def _monitor_png(result):
             axes.tick_params(labelsize=7)
             axes.grid(alpha=0.3)
         figure.autofmt_xdate()
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        figure.clear()
+        return _png(figure)
 
 
 class MonitorView(View):
