@@ -389,9 +389,10 @@ def run_command(page, label):
     search = page.locator(".lm-CommandPalette-input")
     search.wait_for(state="visible")
     search.fill(label)
-    item = page.locator(".lm-CommandPalette-item", has_text=label).first
-    item.wait_for(state="visible")
-    item.click()
+    # Enter on the active item, not a click: the palette re-renders whenever any command's state
+    # changes (a kernel starting, say), detaching the item under the pointer again and again.
+    page.locator(".lm-CommandPalette-item.lm-mod-active", has_text=label).first.wait_for(state="visible")
+    search.press("Enter")
 
 
 def open_file(page, lab, workspace, path):
