@@ -252,10 +252,14 @@ def test_display_and_bare_names_are_dropped_and_plots_saved():
 
 
 def test_generated_code_indents_without_changing_multiline_strings():
-    pipeline = convert_cells(code('query = """\nselect 1\n  from t\n"""', "step:a"))
+    pipeline = convert_cells(
+        code('query = """\nselect 1\n  from t\n"""', "step:a"),
+        code('%%mlops run r\nother = """\nselect 2\n  from u\n"""', "step:b"),  # nested in a `with` block
+    )
     namespace = {}
     exec(module(pipeline, "a"), namespace)
     assert namespace["a"]() == "\nselect 1\n  from t\n"
+    assert '"""\nselect 2\n  from u\n"""' in module(pipeline, "b")
 
 
 # ---- purity, CLI, magic ---------------------------------------------------------------------

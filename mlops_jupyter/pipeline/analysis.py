@@ -119,7 +119,7 @@ class Flow:
         for index, source, tree, extra_imports in cells:
             self.cell, self.source = index, source
             for line in extra_imports:  # what translated magics need, e.g. `import mlops_jupyter as mlops`
-                self.imports(ast.parse(line).body[0], True)
+                self.imports(ast.parse(line).body[0])
             for statement in tree.body:
                 self.statement(statement)
                 if _is_setup(statement, self):
@@ -209,29 +209,28 @@ class Flow:
 
     # ---- statements -----------------------------------------------------------------------
 
-    def statement(self, node, definite=True):
-        """One statement; ``definite`` is False only for the (maybe-skipped) targets handled by callers."""
+    def statement(self, node):
         if isinstance(node, ast.Expr):
             self.expression(node.value)
         elif isinstance(node, ast.Assign):
             self.expression(node.value)
             plot = _is_plot_value(node.value, self)
             for target in node.targets:
-                self.assign(target, definite, plot=plot)
+                self.assign(target, plot=plot)
             self.track_registry_values(node.targets, node.value)
         elif isinstance(node, ast.AugAssign):
             self.expression(node.value)
             if self.reads_registry(node.value):
                 self.from_registry.add(root_name(node.target))
             if isinstance(node.target, ast.Name):
-                self.write(node.target.id, "data", definite=definite, read_first=True)
+                self.write(node.target.id, "data", read_first=True)
             else:
                 self.expression(node.target)
                 self.mutate(root_name(node.target))
         elif isinstance(node, ast.AnnAssign):
             if node.value is not None:
                 self.expression(node.value)
-                self.assign(node.target, definite)
+                self.assign(node.target)
                 self.track_registry_values([node.target], node.value)
             self.expression(node.annotation)
         elif isinstance(node, ast.Delete):
@@ -245,16 +244,16 @@ class Flow:
                     self.expression(target)
                     self.mutate(root_name(target))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            self.imports(node, definite)
+            self.imports(node)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            self.define(node, definite)
+            self.define(node)
         elif isinstance(node, ast.If):
             self.expression(node.test)
             self.branches([(None, node.body), (None, node.orelse)])
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             self.expression(node.iter)
             self.track_registry_values([node.target], node.iter)
-            loop_target = (lambda: self.assign(node.target, True, how="loop"))
+            loop_target = (lambda: self.assign(node.target, how="loop"))
             self.branches([(loop_target, node.body + node.orelse)], may_skip=True)
         elif isinstance(node, ast.While):
             self.expression(node.test)
@@ -263,9 +262,9 @@ class Flow:
             for item in node.items:
                 self.expression(item.context_expr)
                 if item.optional_vars is not None:
-                    self.assign(item.optional_vars, definite, how="loop")
+                    self.assign(item.optional_vars, how="loop")
             for child in node.body:
-                self.statement(child, definite)
+                self.statement(child)
         elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
             handlers = []
             for handler in node.handlers:
@@ -275,7 +274,7 @@ class Flow:
                 handlers.append((bind, handler.body))
             self.branches([(None, node.body + node.orelse), *handlers])
             for child in node.finalbody:
-                self.statement(child, definite)
+                self.statement(child)
         elif isinstance(node, ast.Match):
             self.expression(node.subject)
             for case in node.cases:
@@ -325,19 +324,19 @@ class Flow:
             for name in _pattern_names(node):
                 self.write(name, "data", how="loop")
 
-    def assign(self, target, definite, how="assign", plot=False):
+    def assign(self, target, how="assign", plot=False):
         if isinstance(target, ast.Name):
-            self.write(target.id, "data", how=how, definite=definite, plot=plot)
+            self.write(target.id, "data", how=how, plot=plot)
         elif isinstance(target, (ast.Tuple, ast.List)):
             for element in target.elts:
-                self.assign(element, definite, how, plot)
+                self.assign(element, how, plot)
         elif isinstance(target, ast.Starred):
-            self.assign(target.value, definite, how, plot)
+            self.assign(target.value, how, plot)
         else:  # df["x"] = …, model.attr = …: the object changes
             self.expression(target)
             self.mutate(root_name(target))
 
-    def imports(self, node, definite):
+    def imports(self, node):
         for alias in node.names:
             if alias.name == "*":
                 line = ast.get_source_segment(self.source, node)
@@ -350,9 +349,9 @@ class Flow:
             else:
                 module = "." * node.level + (node.module or "")
                 line = f"from {module} import {alias.name}" + (f" as {alias.asname}" if alias.asname else "")
-            self.write(bound, "import", definite=definite, line=line)
+            self.write(bound, "import", line=line)
 
-    def define(self, node, definite):
+    def define(self, node):
         evaluated = evaluated_at_definition(node)
         for part in evaluated:
             self.expression(part)
@@ -368,7 +367,7 @@ class Flow:
             node.name, source, self.cell, self.current.name, names.free | reads_again, names.global_writes,
             names.mutated, names.mutated_parameters, names.parameters,
         )
-        self.write(node.name, "def", definite=definite)
+        self.write(node.name, "def")
 
     # ---- expressions ----------------------------------------------------------------------
 

@@ -9,10 +9,8 @@ nothing is written: ``Pipeline.write`` does that.
 
 import ast
 import hashlib
-import io
 import keyword
 import re
-import tokenize
 from dataclasses import dataclass, field
 
 from .. import __version__
@@ -20,7 +18,7 @@ from ..errors import InvalidInput
 from .analysis import Flow
 from .notebook import read_notebook, source_of, tags_of
 from .spec import PARAMETERS_FILE, Pipeline, Spec, Step
-from .translate import translate
+from .translate import indent, translate
 
 _KEPT_OUT = {"skip": "tagged skip", "raises-exception": "tagged raises-exception (an intentional error)",
              "injected-parameters": "papermill's injected parameters (run-specific)"}
@@ -386,7 +384,7 @@ def _parameters_module(pipeline, index, translated, parameters):
         f'"""\n',
         _import_block(_unique_lines([*imports, *sorted(translation.imports)])),
         "\n\ndef defaults():\n",
-        _indent(body), "\n",
+        indent(body), "\n",
         f"    return {{{values}}}\n",
     ])
 
@@ -430,7 +428,7 @@ def _step_module(pipeline, path, group, step_flow, cells, translated, flow, outp
         docstring,
         _import_block(imports),
         f"\n\ndef {group.name}({', '.join(arguments)}):\n",
-        _indent("\n".join(body) or "pass"), "\n",
+        indent("\n".join(body) or "pass"), "\n",
     ])
 
 
@@ -531,27 +529,6 @@ def _apply(code, edits):
         head, tail = lines[first][: statement.col_offset], lines[last][statement.end_col_offset:]
         lines[first : last + 1] = [head + text + tail]
     return "\n".join(lines)
-
-
-def _indent(code):
-    """Indent by four spaces, except lines inside multi-line strings (their text would change)."""
-    inside = set()
-    if '"""' not in code and "'''" not in code:
-        return _indent_lines(code, inside)
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(code).readline):
-            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
-                inside.update(range(token.start[0] + 1, token.end[0] + 1))
-    except (tokenize.TokenError, IndentationError):
-        pass  # the code parsed already; a tokenizer complaint only costs the string check
-    return _indent_lines(code, inside)
-
-
-def _indent_lines(code, inside):
-    return "\n".join(
-        line if (number in inside or not line.strip()) else "    " + line
-        for number, line in enumerate(code.splitlines(), start=1)
-    )
 
 
 def _unique_lines(lines):

@@ -67,17 +67,6 @@ def mutating_call(call):
     return root if inplace or call.func.attr not in READ_ONLY_METHODS else None
 
 
-def target_names(target):
-    """Names a plain assignment target binds (``a``, ``a, (b, *c)``)."""
-    if isinstance(target, ast.Name):
-        return [target.id]
-    if isinstance(target, (ast.Tuple, ast.List)):
-        return [name for element in target.elts for name in target_names(element)]
-    if isinstance(target, ast.Starred):
-        return target_names(target.value)
-    return []
-
-
 def scope_names(node):
     """The outside names ``node`` (a def, class, lambda or comprehension) uses; see the module doc."""
     collector = _Collector(node)

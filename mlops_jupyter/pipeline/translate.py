@@ -9,8 +9,10 @@ requirement, and so on. What cannot be translated is dropped with a warning, nev
 """
 
 import ast
+import io
 import re
 import shlex
+import tokenize
 from dataclasses import dataclass, field
 
 from ..errors import InvalidInput
@@ -97,14 +99,14 @@ class _Translator:
 
     # ---- statements: a call whose value is thrown away ------------------------------------
 
-    def statement(self, call, indent):
+    def statement(self, call, prefix):
         kind, args = _call_parts(call)
         if kind == "system":
             return self.shell_statement(args[0])
         if kind == "run_line_magic":
-            return self.line_magic(args[0], args[1], indent)
+            return self.line_magic(args[0], args[1], prefix)
         if kind == "run_cell_magic":
-            return self.cell_magic(args[0], args[1], args[2], indent)
+            return self.cell_magic(args[0], args[1], args[2], prefix)
         return self.value(call)  # getoutput as a statement: the command runs, as in the notebook
 
     def shell_statement(self, command):
@@ -116,11 +118,11 @@ class _Translator:
         self.warn(f"shell command `!{command}` dropped: a pipeline does not run shell lines")
         return f"pass  # !{_one_line(command)}"
 
-    def line_magic(self, name, line, indent):
+    def line_magic(self, name, line, prefix):
         if name in _QUIET:
             return f"pass  # %{name} {_one_line(line)}".rstrip()
         if name in _TIMERS:
-            return _indent_after_first(self.timed_statement(name, line), indent)
+            return indent(self.timed_statement(name, line), prefix, first=False)
         if name in _INSTALLERS:
             packages = _install_arguments(line)
             self.out.requirements.extend(packages)
@@ -153,12 +155,12 @@ class _Translator:
         self.out.imports.add("import os")
         return f"os.environ[{key.strip()!r}] = {_text(value.strip())}"
 
-    def cell_magic(self, name, line, body, indent):
+    def cell_magic(self, name, line, body, prefix):
         if name in _TIMERS:
             setup = _strip_timeit_options(line) if name == "timeit" else ""
-            return _indent_after_first(self.nested((setup + "\n" if setup.strip() else "") + body), indent)
+            return indent(self.nested((setup + "\n" if setup.strip() else "") + body), prefix, first=False)
         if name == "capture":
-            return _indent_after_first(self.nested(body), indent)
+            return indent(self.nested(body), prefix, first=False)
         if name in ("writefile", "file"):
             words = shlex.split(line)
             append = "-a" in words or "--append" in words
@@ -166,9 +168,9 @@ class _Translator:
             if path is None:
                 raise InvalidInput(f"cell {self.cell}: %%{name} needs a file name")
             mode = "a" if append else "w"
-            return f"with open({_text(path)}, {mode!r}) as _file:\n{indent}    _file.write({body!r})"
+            return f"with open({_text(path)}, {mode!r}) as _file:\n{prefix}    _file.write({body!r})"
         if name == "mlops":
-            return _indent_after_first(self.mlops_cell(line, body), indent)
+            return indent(self.mlops_cell(line, body), prefix, first=False)
         if name in _QUIET:
             return f"pass  # %%{name} cell"
         self.warn(f"`%%{name}` cell dropped: no pipeline equivalent")
@@ -305,7 +307,7 @@ class _Translator:
             if not args.no_autolog:
                 self.out.imports.add("from mlops_jupyter.tracking.autolog import autolog")
                 opener += ", autolog(_run, globals())"
-            return f"{opener}:\n{_indent(code)}"
+            return f"{opener}:\n{indent(code)}"
         return self.feature_cell(args, body, code)
 
     def feature_cell(self, args, body, code):
@@ -377,13 +379,21 @@ def _indent_of(lines, node):
     return line[: len(line) - len(line.lstrip())]
 
 
-def _indent(code):
-    return "\n".join(("    " + line) if line.strip() else line for line in code.splitlines())
-
-
-def _indent_after_first(code, indent):
-    first, *rest = code.splitlines() or ["pass"]
-    return "\n".join([first, *(indent + line if line.strip() else line for line in rest)])
+def indent(code, prefix="    ", first=True):
+    """Prefix each line (the first too, unless ``first`` is False), except lines inside multi-line
+    strings: their text would change."""
+    inside = set()
+    if '"""' in code or "'''" in code:
+        try:
+            for token in tokenize.generate_tokens(io.StringIO(code).readline):
+                if token.type == tokenize.STRING and token.end[0] > token.start[0]:
+                    inside.update(range(token.start[0] + 1, token.end[0] + 1))
+        except (tokenize.TokenError, IndentationError):
+            pass  # the code parsed already; a tokenizer complaint only costs the string check
+    if not first:
+        inside.add(1)
+    return "\n".join(line if (number in inside or not line.strip()) else prefix + line
+                     for number, line in enumerate(code.splitlines() or ["pass"], start=1))
 
 
 def _one_line(text):

@@ -488,8 +488,3 @@ def _error_body(error, request_id=None):
     if request_id is not None:
         body["request_id"] = request_id
     return body
-
-
-def create_app(env, **options):
-    """The Starlette app serving ``env`` of the current registry (see ``ServingApp`` for options)."""
-    return ServingApp(env, **options).app
